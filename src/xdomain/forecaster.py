@@ -1,0 +1,204 @@
+"""The user-facing forecaster: pandas in, pandas out, a reprogrammed language model inside."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from xdomain.backbones.language import LanguageBackbone
+from xdomain.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
+from xdomain.config import ForecastConfig, TrainConfig
+from xdomain.datasets.frames import SeriesTable, WindowDataset, few_shot_rows, frame_to_table
+from xdomain.models import build_model, needs_backbone
+from xdomain.reprogrammer import check_backbone, load_trainable_state_dict, trainable_state_dict
+from xdomain.training.trainer import History, Trainer, set_seed
+
+_FORECAST_FIELDS = {f.name for f in dataclasses.fields(ForecastConfig)}
+_TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+
+
+def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    unknown = sorted(set(options) - _FORECAST_FIELDS - _TRAIN_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown options {unknown}; expected fields of ForecastConfig {sorted(_FORECAST_FIELDS)} "
+                        f"or TrainConfig {sorted(_TRAIN_FIELDS)}")
+    return ({k: v for k, v in options.items() if k in _FORECAST_FIELDS},
+            {k: v for k, v in options.items() if k in _TRAIN_FIELDS})
+
+
+class TimeSeriesForecaster:
+    """Forecast the next ``horizon`` steps of each series with a reprogrammed frozen language model.
+
+    Args:
+        backbone: alias (``minilm``), transformers name, local path, or a loaded :class:`LanguageBackbone`.
+        lookback, horizon: input and output lengths.
+        model: ``reprogram`` (Time-LLM), or a baseline: ``no-backbone``, ``attention-only``, ``dlinear``.
+        fill: what to do with NaN/inf values: None (error), ``ffill``, ``interpolate`` or ``zero``.
+        **options: any field of :class:`ForecastConfig` or :class:`TrainConfig` (``epochs``, ``lr``,
+            ``train_fraction``, ``max_train_seconds``, ``prompt``, ``description``, ...).
+
+    Example::
+
+        fc = TimeSeriesForecaster(backbone="minilm", lookback=512, horizon=96)
+        fc.fit(train_df, val_df)        # wide (a column per series) or long (unique_id, ds, y)
+        pred = fc.predict(history_df)   # the next 96 steps of each series
+        fc.save("runs/etth1"); fc2 = load("runs/etth1")
+    """
+
+    def __init__(self, backbone: str | LanguageBackbone = "minilm", lookback: int = 512, horizon: int = 96,
+                 model: str = "reprogram", fill: str | None = None, **options: Any) -> None:
+        self.backbone = backbone
+        self.fill = fill
+        model_opts, train_opts = _split_options(options)
+        name = backbone if isinstance(backbone, str) else backbone.name
+        # the configs validate every setting now, before any data or weights are touched
+        self.config = ForecastConfig(lookback=lookback, horizon=horizon, model=model, backbone=name, **model_opts)
+        self.train_config = TrainConfig(**train_opts)
+        self.model_: nn.Module | None = None
+        self.history_: History | None = None
+        self.scaler_: dict[str, tuple[float, float]] = {}
+
+    # -- training ---------------------------------------------------------------------------------
+    def _build(self) -> nn.Module:
+        set_seed(self.train_config.seed)
+        if not needs_backbone(self.config):
+            return build_model(self.config)
+        given = self.backbone if isinstance(self.backbone, LanguageBackbone) else None
+        return build_model(self.config, given)
+
+    def _scaled(self, table: SeriesTable) -> list[np.ndarray]:
+        out = []
+        for name, arr in zip(table.names, table.arrays, strict=True):
+            mean, std = self.scaler_.get(name) or (float(arr.mean()), float(arr.std()) or 1.0)
+            out.append((arr - mean) / std)
+        return out
+
+    def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None) -> TimeSeriesForecaster:
+        """Train on ``train_df``; with ``val_df`` (the same series, the rows that follow), keep the
+        weights with the lowest validation loss and stop early. Returns ``self``."""
+        cfg, tcfg = self.config, self.train_config
+        need = cfg.lookback + cfg.horizon
+        table = frame_to_table(train_df, self.fill, min_length=need)
+        self.scaler_ = {n: (float(a.mean()), float(a.std()) or 1.0) for n, a in zip(table.names, table.arrays,
+                                                                                   strict=True)}
+        scaled = self._scaled(table)
+        train_segments = [s[: few_shot_rows(len(s), cfg.lookback, tcfg.train_fraction)] for s in scaled]
+        train_ds = WindowDataset(train_segments, cfg.lookback, cfg.horizon)
+        val_ds = None
+        if val_df is not None:
+            vtable = frame_to_table(val_df, self.fill, min_length=cfg.horizon)
+            unknown = sorted(set(vtable.names) - set(table.names))
+            if unknown:
+                raise ValueError(f"val_df has series {unknown} that train_df lacks; expected a subset of "
+                                 f"{table.names}")
+            context = dict(zip(table.names, scaled, strict=True))
+            segments = [np.concatenate([context[n][-cfg.lookback:], v]) for n, v in
+                        zip(vtable.names, self._scaled(vtable), strict=True)]
+            val_ds = WindowDataset(segments, cfg.lookback, cfg.horizon, max_windows=tcfg.val_windows)
+        model = self._build()
+        trainer = Trainer(model, tcfg)
+        self.history_ = trainer.fit(train_ds, val_ds)
+        self.model_ = trainer.model
+        return self
+
+    # -- inference --------------------------------------------------------------------------------
+    def _check_fitted(self) -> nn.Module:
+        if self.model_ is None:
+            raise RuntimeError("this forecaster is not fitted yet; call fit() or load() first")
+        return self.model_
+
+    @torch.no_grad()
+    def predict_array(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Forecast from already scaled windows ``(B, lookback, N)`` -> ``(B, horizon, N)``."""
+        model = self._check_fitted()
+        x = torch.as_tensor(np.asarray(windows, dtype=np.float32))
+        if x.ndim != 3 or x.shape[1] != self.config.lookback:
+            raise ValueError(f"windows must be (B, {self.config.lookback}, N), got {tuple(x.shape)}")
+        model.eval()
+        return Trainer(model, self.train_config).predict(x).numpy()
+
+    def predict(self, history_df: pd.DataFrame) -> pd.DataFrame:
+        """The next ``horizon`` steps after the last ``lookback`` rows of each series in ``history_df``.
+
+        Wide in, wide out (a future ``DatetimeIndex`` where the input has one); long in, long out.
+        """
+        self._check_fitted()
+        cfg = self.config
+        table = frame_to_table(history_df, self.fill, min_length=cfg.lookback)
+        scaled = self._scaled(table)
+        x = np.stack([s[-cfg.lookback:] for s in scaled])[:, :, None]  # (S, L, 1)
+        y = self.predict_array(x)[:, :, 0]  # (S, H)
+        frames = []
+        for i, name in enumerate(table.names):
+            mean, std = self.scaler_.get(name) or (float(table.arrays[i].mean()), float(table.arrays[i].std()) or 1.0)
+            values = y[i] * std + mean
+            last = table.last_stamp[i]
+            if table.freq is not None:
+                index: pd.Index = pd.date_range(start=last + table.freq, periods=cfg.horizon, freq=table.freq)
+            elif isinstance(last, (int, np.integer)):
+                index = pd.RangeIndex(int(last) + 1, int(last) + 1 + cfg.horizon)
+            else:
+                index = pd.RangeIndex(1, cfg.horizon + 1)
+            frames.append(pd.Series(values, index=index, name=name))
+        if table.layout == "wide":
+            out = pd.concat(frames, axis=1)
+            out.index.name = history_df.index.name
+            return out
+        return pd.concat(
+            [pd.DataFrame({"unique_id": s.name, "ds": s.index, "y": s.to_numpy()}) for s in frames],
+            ignore_index=True,
+        )
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write only the trained tensors (safetensors) and the settings (JSON) into folder ``path``."""
+        model = self._check_fitted()
+        backbone = getattr(model, "backbone", None)
+        meta = {
+            "kind": "TimeSeriesForecaster",
+            "forecast_config": self.config.to_dict(),
+            "train_config": self.train_config.to_dict(),
+            "fill": self.fill,
+            "scaler": self.scaler_,
+            "backbone": backbone.spec() if backbone is not None and hasattr(backbone, "spec") else None,
+            "history": dataclasses.asdict(self.history_) if self.history_ is not None else None,
+        }
+        save_checkpoint(path, trainable_state_dict(model), meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], backbone: LanguageBackbone | None = None) -> TimeSeriesForecaster:
+        """Rebuild a saved forecaster; the backbone is loaded by the name in the checkpoint unless given."""
+        meta = read_meta(path)
+        if meta.get("kind") != "TimeSeriesForecaster":
+            raise CheckpointError(f"{str(path)!r} holds a {meta.get('kind')!r}, expected a TimeSeriesForecaster")
+        config = ForecastConfig.from_dict(meta["forecast_config"])
+        options = {k: v for k, v in config.to_dict().items() if k not in ("lookback", "horizon", "model", "backbone")}
+        options.update(meta["train_config"])
+        saved = meta.get("backbone") or {}
+        if backbone is None and needs_backbone(config) and saved.get("name") == "custom":
+            raise CheckpointError("this checkpoint was made with an in-memory backbone; pass it as backbone=")
+        fc = cls(backbone=backbone if backbone is not None else config.backbone, lookback=config.lookback,
+                 horizon=config.horizon, model=config.model, fill=meta.get("fill"), **options)
+        tensors, _ = load_checkpoint(path)
+        model = fc._build()
+        if hasattr(model, "backbone"):
+            check_backbone(saved, model.backbone)
+        load_trainable_state_dict(model, tensors, str(path))
+        model.eval()
+        fc.model_ = model
+        fc.scaler_ = {k: (float(v[0]), float(v[1])) for k, v in meta.get("scaler", {}).items()}
+        return fc
+
+
+def load(path: str | os.PathLike[str], backbone: LanguageBackbone | None = None) -> TimeSeriesForecaster:
+    """Load anything ``save`` wrote (today: a :class:`TimeSeriesForecaster`)."""
+    return TimeSeriesForecaster.load(path, backbone=backbone)
+
+
+__all__ = ["TimeSeriesForecaster", "load"]

@@ -1,0 +1,50 @@
+"""O: the forecasting output head of Time-LLM (a flatten head)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from xdomain.registry import HEADS
+
+
+@HEADS.register("flatten")
+class FlattenHead(nn.Module):
+    """O: keep the last ``n_positions`` hidden states and their first ``d_ff`` features, flatten, project.
+
+    Args:
+        horizon: output length H.
+        d_ff: features kept per position (Time-LLM: 128; capped at the backbone's hidden size).
+        dropout: after the projection.
+
+    Shapes:
+        - input: ``(B', S, hidden_size)`` -> output: ``(B', H)``
+    """
+
+    def __init__(self, horizon: int, d_ff: int = 128, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.horizon = horizon
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.bound = False
+
+    def bind(self, backbone: Any, n_positions: int) -> FlattenHead:
+        if self.bound:
+            return self
+        self.features = min(self.d_ff, backbone.hidden_size)
+        self.n_positions = n_positions
+        self.linear = nn.Linear(self.features * n_positions, self.horizon)
+        self.drop = nn.Dropout(self.dropout)
+        self.bound = True
+        return self
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if not self.bound:
+            raise RuntimeError("FlattenHead is not bound to a backbone; call bind(backbone, n_positions)")
+        h = hidden[:, -self.n_positions :, : self.features]  # (B', P, d_ff)
+        return self.drop(self.linear(h.reshape(h.shape[0], -1)))  # (B', H)
+
+
+__all__ = ["FlattenHead"]

@@ -1,0 +1,121 @@
+"""The composition y_hat = O(f(I(x, c))): adapter -> transform (+ prompt) -> frozen backbone -> head."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+
+class Reprogrammer(nn.Module):
+    """Compose a domain adapter, an input transform I, an optional prompt c, a frozen backbone f and a head O.
+
+    The backbone is frozen here whatever it was before (unless it declares ``frozen = False``, as the
+    trainable ablation stand-ins do); the transform, prompt and head are bound to it, so sizes that
+    depend on the backbone (hidden size, vocabulary) are read from it, never typed by the user.
+
+    Shapes:
+        - input: whatever the adapter encodes (time series: ``(B, L, N)``)
+        - output: whatever the adapter decodes (time series: ``(B, H, N)``)
+    """
+
+    def __init__(self, backbone: nn.Module, transform: nn.Module, head: nn.Module,
+                 adapter: nn.Module | None = None, prompt: nn.Module | None = None,
+                 lookback: int | None = None) -> None:
+        super().__init__()
+        if getattr(backbone, "frozen", True):
+            for p in backbone.parameters():
+                p.requires_grad_(False)
+            backbone.eval()
+        self.backbone = backbone
+        self.adapter = adapter
+        self.transform = transform.bind(backbone) if hasattr(transform, "bind") else transform
+        self.prompt = prompt.bind(backbone) if prompt is not None and hasattr(prompt, "bind") else prompt
+        if hasattr(head, "bind"):
+            if lookback is None or not hasattr(self.transform, "num_tokens"):
+                raise ValueError("binding the head needs lookback and a transform with num_tokens()")
+            head = head.bind(backbone, n_positions=self.transform.num_tokens(lookback))
+        self.head = head
+
+    def train(self, mode: bool = True) -> Reprogrammer:
+        super().train(mode)
+        if getattr(self.backbone, "frozen", True):
+            self.backbone.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        state = None
+        z = x
+        if self.adapter is not None:
+            z, state = self.adapter.encode(x)
+        tokens = self.transform(z)  # (B', P, D)
+        if self.prompt is not None:
+            prefix = self.prompt(z).to(tokens.dtype)  # (B', S_p, D)
+            tokens = torch.cat([prefix, tokens], dim=1)  # (B', S_p + P, D)
+        hidden = self.backbone(tokens)  # (B', S, D)
+        y = self.head(hidden)
+        if self.adapter is not None:
+            y = self.adapter.decode(y, state)
+        return y
+
+    # -- what is trained --------------------------------------------------------------------------
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return trainable_state_dict(self)
+
+    def num_trainable(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def num_frozen(self) -> int:
+        return sum(p.numel() for p in self.parameters() if not p.requires_grad)
+
+    def save(self, path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> None:
+        spec = self.backbone.spec() if hasattr(self.backbone, "spec") else {"name": "custom"}
+        save_checkpoint(path, self.trainable_state_dict(), {"backbone": spec, **(meta or {})})
+
+    def load_trained(self, path: str | os.PathLike[str]) -> dict[str, Any]:
+        tensors, meta = load_checkpoint(path)
+        check_backbone(meta.get("backbone"), self.backbone)
+        load_trainable_state_dict(self, tensors, str(path))
+        return meta
+
+
+def trainable_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Only the tensors that train: parameters with ``requires_grad``, no frozen backbone weights."""
+    return {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def load_trainable_state_dict(module: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
+    own = dict(module.named_parameters())
+    expected = {k: tuple(p.shape) for k, p in own.items() if p.requires_grad}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected != got:
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        shapes = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+        raise CheckpointError(
+            f"checkpoint {where!r} does not match this model: missing {missing[:5]}, unexpected {extra[:5]}, "
+            f"shape mismatch {[(k, got[k], expected[k]) for k in shapes[:5]]} (seen, expected)"
+        )
+    with torch.no_grad():
+        for k, v in tensors.items():
+            own[k].copy_(v)
+
+
+def check_backbone(saved: dict[str, Any] | None, backbone: nn.Module) -> None:
+    """A checkpoint made for one backbone must not be loaded onto another."""
+    if not saved or not hasattr(backbone, "spec"):
+        return
+    current = backbone.spec()
+    if saved.get("fingerprint") and current.get("fingerprint") and saved["fingerprint"] != current["fingerprint"]:
+        raise CheckpointError(
+            f"checkpoint was made for backbone {saved.get('name')!r} ({saved.get('num_layers')} layers, "
+            f"fingerprint {saved['fingerprint']}), but this backbone is {current.get('name')!r} "
+            f"({current.get('num_layers')} layers, fingerprint {current['fingerprint']})"
+        )
+
+
+__all__ = ["Reprogrammer", "check_backbone", "load_trainable_state_dict", "trainable_state_dict"]

@@ -1,0 +1,196 @@
+"""Training and evaluation on HF Accelerate: the same code on a CPU, one GPU or many (``accelerate launch``).
+
+Only the parameters with ``requires_grad`` reach the optimiser; the best weights by validation loss are
+kept (early stopping) and restored at the end. Test metrics are computed on every window of the split:
+the evaluation loader never drops its last partial batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from xdomain.config import TrainConfig
+from xdomain.training.metrics import ErrorAccumulator
+
+_ACCELERATORS: dict[str, Any] = {}
+
+
+def get_accelerator(mixed_precision: str = "no") -> Any:
+    """One Accelerator per precision and process (Accelerate keeps a process-wide state)."""
+    from accelerate import Accelerator
+
+    if mixed_precision not in _ACCELERATORS:
+        _ACCELERATORS[mixed_precision] = Accelerator(
+            mixed_precision=mixed_precision, cpu=not torch.cuda.is_available()
+        )
+    return _ACCELERATORS[mixed_precision]
+
+
+def set_seed(seed: int) -> None:
+    from accelerate.utils import set_seed as _set_seed
+
+    _set_seed(seed)
+
+
+@dataclass
+class History:
+    """What happened during :meth:`Trainer.fit`."""
+
+    steps: int = 0
+    epochs: float = 0.0
+    train_seconds: float = 0.0
+    best_val_loss: float = math.inf
+    best_step: int = 0
+    stopped: str = "epochs"
+    records: list[dict[str, float]] = field(default_factory=list)
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.train_seconds / self.epochs if self.epochs else math.nan
+
+
+class Trainer:
+    """Fit a model that maps ``x (B, L, N)`` to ``y_hat (B, H, N)`` with MSE loss, and evaluate it."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig | None = None) -> None:
+        self.model = model
+        self.config = config or TrainConfig()
+        self.accelerator = get_accelerator(self.config.mixed_precision)
+
+    def _loader(self, ds: Dataset[Any], batch_size: int, shuffle: bool) -> DataLoader[Any]:
+        generator = torch.Generator().manual_seed(self.config.seed)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator)
+
+    def fit(self, train: Dataset[Any], val: Dataset[Any] | None = None) -> History:
+        cfg = self.config
+        acc = self.accelerator
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        train_loader = self._loader(train, cfg.batch_size, shuffle=True)
+        model, optimizer, train_loader = acc.prepare(self.model, optimizer, train_loader)
+        steps_per_epoch = len(train_loader)
+        total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps,
+                                                                                steps_per_epoch * cfg.epochs)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.2
+        )
+        history = History()
+        best: dict[str, torch.Tensor] | None = None
+        bad_validations = 0
+        loss_fn = nn.MSELoss()
+        val_every = cfg.val_every or steps_per_epoch
+        start = time.perf_counter()
+        progress = None
+        if cfg.progress and acc.is_local_main_process:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=total, desc="train", unit="step", leave=False)
+        running, running_steps = 0.0, 0
+        val_seconds = 0.0  # validation time is not training time
+        done = False
+        for _ in range(cfg.epochs):
+            model.train()
+            for x, y in train_loader:
+                with acc.autocast():
+                    loss = loss_fn(model(x).float(), y.float())
+                acc.backward(loss)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                history.steps += 1
+                running += float(loss.detach())
+                running_steps += 1
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(loss=f"{float(loss):.4f}")
+                out_of_time = cfg.max_train_seconds is not None and \
+                    time.perf_counter() - start - val_seconds >= cfg.max_train_seconds
+                last = history.steps >= total or out_of_time
+                if history.steps % val_every == 0 or last:
+                    val_start = time.perf_counter()
+                    record = {"step": float(history.steps), "epoch": history.steps / steps_per_epoch,
+                              "train_loss": running / running_steps}
+                    running, running_steps = 0.0, 0
+                    if val is not None:
+                        val_loss = self.evaluate(val)["mse"]
+                        record["val_loss"] = val_loss
+                        model.train()
+                        if val_loss < history.best_val_loss:
+                            history.best_val_loss, history.best_step = val_loss, history.steps
+                            best = {k: v.detach().clone().cpu() for k, v in
+                                    acc.unwrap_model(model).named_parameters() if v.requires_grad}
+                            bad_validations = 0
+                        else:
+                            bad_validations += 1
+                    history.records.append(record)
+                    val_seconds += time.perf_counter() - val_start
+                    if bad_validations >= cfg.patience:
+                        history.stopped = "early stopping"
+                        done = True
+                    elif out_of_time:
+                        history.stopped = "time budget"
+                        done = True
+                    elif history.steps >= total:
+                        history.stopped = "max steps" if cfg.max_steps is not None else "epochs"
+                        done = True
+                if done:
+                    break
+            if done:
+                break
+        history.train_seconds = time.perf_counter() - start - val_seconds
+        history.epochs = history.steps / steps_per_epoch
+        if progress is not None:
+            progress.close()
+        self.model = acc.unwrap_model(model)
+        if best is not None:
+            with torch.no_grad():
+                own = dict(self.model.named_parameters())
+                for k, v in best.items():
+                    own[k].copy_(v)
+        self.model.eval()
+        return history
+
+    @torch.no_grad()
+    def evaluate(self, ds: Dataset[Any], batch_size: int | None = None) -> dict[str, float]:
+        """MSE and MAE over every window of ``ds`` (no dropped batch)."""
+        acc = self.accelerator
+        loader = acc.prepare_data_loader(self._loader(ds, batch_size or self.config.eval_batch_size, False))
+        model = self.model
+        was_training = model.training
+        model.eval()
+        errors = ErrorAccumulator()
+        windows = 0
+        for x, y in loader:
+            with acc.autocast():
+                pred = model(x.to(acc.device)).float()
+            pred, target = acc.gather_for_metrics((pred, y.to(acc.device)))
+            errors.update(pred, target)
+            windows += int(target.shape[0])
+        model.train(was_training)
+        result = errors.compute()
+        result["windows"] = float(windows)
+        return result
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
+        """Forecasts for ``x (B, L, N)`` -> ``(B, H, N)`` on the CPU."""
+        acc = self.accelerator
+        model = self.model.to(acc.device).eval()
+        outs = []
+        size = batch_size or self.config.eval_batch_size
+        for i in range(0, x.shape[0], size):
+            with acc.autocast():
+                outs.append(model(x[i : i + size].to(acc.device)).float().cpu())
+        return torch.cat(outs)
+
+
+__all__ = ["History", "Trainer", "get_accelerator", "set_seed"]

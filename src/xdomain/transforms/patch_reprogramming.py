@@ -1,0 +1,147 @@
+"""I: Time-LLM patch reprogramming (Jin et al., ICLR 2024).
+
+Each normalised series is cut into patches, each patch embedded by a bias-free circular Conv1d, and the
+patch embeddings attend (multi-head cross-attention) over a small set of *text prototypes*: trainable
+linear mixtures of the frozen word-embedding matrix. The attention output, projected to the backbone's
+hidden size, is what the frozen language model reads.
+
+Departures from the official code, all for cost: the prototypes and their key/value projections are
+computed once and cached while the module is in eval mode (the official code recomputes them every
+forward), and the attention runs through ``scaled_dot_product_attention``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xdomain.registry import TRANSFORMS
+
+
+class PatchEmbedding(nn.Module):
+    """Replication-pad by one stride, unfold into patches, embed each with a circular Conv1d (no bias).
+
+    Shapes:
+        - input: ``(B', L)`` -> output: ``(B', P, d_model)`` with ``P = (L - patch_len) // stride + 2``
+    """
+
+    def __init__(self, patch_len: int, stride: int, d_model: int, dropout: float) -> None:
+        super().__init__()
+        self.patch_len = patch_len
+        self.stride = stride
+        self.pad = nn.ReplicationPad1d((0, stride))
+        self.conv = nn.Conv1d(patch_len, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
+        nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="leaky_relu")
+        self.dropout = nn.Dropout(dropout)
+
+    def num_patches(self, length: int) -> int:
+        return (length - self.patch_len) // self.stride + 2
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        z = self.pad(z.unsqueeze(1)).squeeze(1)  # (B', L + stride)
+        patches = z.unfold(-1, self.patch_len, self.stride)  # (B', P, patch_len)
+        emb = self.conv(patches.transpose(1, 2)).transpose(1, 2)  # (B', P, d_model)
+        return self.dropout(emb)
+
+
+@TRANSFORMS.register("patch-reprogramming")
+class PatchReprogrammingTransform(nn.Module):
+    """I: patches -> cross-attention onto text prototypes -> the backbone's embedding space.
+
+    Args:
+        patch_len, stride: patching (Time-LLM: 16, 8).
+        d_model: patch embedding width (32).
+        n_heads, d_keys: the reprogramming attention (8 heads of 128).
+        num_prototypes: text prototypes mixed from the frozen vocabulary (1000).
+        dropout: on patch embeddings and attention weights.
+
+    Layers whose size depends on the backbone (vocabulary, hidden size) are created by :meth:`bind`.
+
+    Shapes:
+        - input: ``(B', L)`` normalised series
+        - output: ``(B', P, hidden_size)``
+    """
+
+    def __init__(
+        self,
+        patch_len: int = 16,
+        stride: int = 8,
+        d_model: int = 32,
+        n_heads: int = 8,
+        d_keys: int = 128,
+        num_prototypes: int = 1000,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.patch_len = patch_len
+        self.stride = stride
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.d_keys = d_keys
+        self.num_prototypes = num_prototypes
+        self.dropout = dropout
+        self.bound = False
+        self._cache: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
+
+    def bind(self, backbone: Any) -> PatchReprogrammingTransform:
+        if self.bound:
+            return self
+        vocab, hidden = backbone.vocab_size, backbone.hidden_size
+        inner = self.n_heads * self.d_keys
+        self.patch_embedding = PatchEmbedding(self.patch_len, self.stride, self.d_model, self.dropout)
+        self.prototype_map = nn.Linear(vocab, self.num_prototypes)  # mixes the vocabulary into prototypes
+        self.query = nn.Linear(self.d_model, inner)
+        self.key = nn.Linear(hidden, inner)
+        self.value = nn.Linear(hidden, inner)
+        self.out = nn.Linear(inner, hidden)
+        # a view of the frozen embedding matrix; not saved (it belongs to the backbone)
+        self.register_buffer("word_embeddings", backbone.word_embeddings.detach(), persistent=False)
+        self.bound = True
+        return self
+
+    def num_tokens(self, lookback: int) -> int:
+        return (lookback - self.patch_len) // self.stride + 2
+
+    def _keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        params = (self.prototype_map.weight, self.prototype_map.bias, self.key.weight, self.key.bias,
+                  self.value.weight, self.value.bias)
+        key = (*(p._version for p in params), *(p.data_ptr() for p in params), self.word_embeddings.dtype)
+        if not self.training and not torch.is_grad_enabled() and self._cache is not None \
+                and self._cache[0] == key:
+            return self._cache[1], self._cache[2]
+        # (V, D) -> (D, V) -> Linear over V -> (D, S) -> (S, D)
+        prototypes = self.prototype_map(self.word_embeddings.t()).t()
+        s = prototypes.shape[0]
+        k = self.key(prototypes).view(s, self.n_heads, self.d_keys).transpose(0, 1)  # (H, S, E)
+        v = self.value(prototypes).view(s, self.n_heads, self.d_keys).transpose(0, 1)  # (H, S, E)
+        if not self.training and not torch.is_grad_enabled():
+            self._cache = (key, k, v)
+        else:
+            self._cache = None
+        return k, v
+
+    def prototypes(self) -> torch.Tensor:
+        """The current text prototypes, ``(num_prototypes, hidden_size)``."""
+        return self.prototype_map(self.word_embeddings.t()).t()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        if not self.bound:
+            raise RuntimeError("PatchReprogrammingTransform is not bound to a backbone; call bind(backbone)")
+        emb = self.patch_embedding(z)  # (B', P, d_model)
+        b, p, _ = emb.shape
+        # every series attends over the same prototypes: fold the batch into the query axis instead of
+        # expanding keys and values to (B', H, S, E)
+        q = self.query(emb).view(b * p, self.n_heads, self.d_keys).transpose(0, 1)  # (H, B'*P, E)
+        k, v = self._keys_values()  # (H, S, E)
+        attn = F.scaled_dot_product_attention(
+            q, k, v, dropout_p=self.dropout if self.training else 0.0, scale=1.0 / math.sqrt(self.d_keys)
+        )  # (H, B'*P, E)
+        out = attn.transpose(0, 1).reshape(b, p, self.n_heads * self.d_keys)  # (B', P, H*E)
+        return self.out(out)  # (B', P, hidden_size)
+
+
+__all__ = ["PatchEmbedding", "PatchReprogrammingTransform"]
