@@ -24,7 +24,9 @@ class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or was made for something else."""
 
 
-def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], meta: dict[str, Any]
+) -> Path:
     """Write ``meta`` (JSON) and ``tensors`` (safetensors) into folder ``path``, replacing it atomically."""
     from safetensors.torch import save_file
 
@@ -34,8 +36,12 @@ def save_checkpoint(path: str | os.PathLike[str], tensors: dict[str, torch.Tenso
     try:
         flat = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
         save_file(flat, str(tmp / TENSORS_FILE))
-        doc = {"format": FORMAT, "version": VERSION, **meta,
-               "tensors": {k: list(v.shape) for k, v in flat.items()}}
+        doc = {
+            "format": FORMAT,
+            "version": VERSION,
+            **meta,
+            "tensors": {k: list(v.shape) for k, v in flat.items()},
+        }
         (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
@@ -56,17 +62,22 @@ def read_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
     folder = Path(path)
     cfg = folder / CONFIG_FILE
     if not cfg.is_file():
-        raise CheckpointError(f"no checkpoint at {str(folder)!r}: expected a folder holding {CONFIG_FILE} "
-                              f"and {TENSORS_FILE}")
+        raise CheckpointError(
+            f"no checkpoint at {str(folder)!r}: expected a folder holding {CONFIG_FILE} and {TENSORS_FILE}"
+        )
     try:
         meta = json.loads(cfg.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise CheckpointError(f"corrupt checkpoint config {str(cfg)!r}: {err}") from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{str(cfg)!r} is not an xdomain checkpoint (format "
-                              f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})")
+        raise CheckpointError(
+            f"{str(cfg)!r} is not an xdomain checkpoint (format "
+            f"{meta.get('format') if isinstance(meta, dict) else None!r}, expected {FORMAT!r})"
+        )
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"checkpoint version {meta.get('version')!r} is not supported (expected {VERSION})")
+        raise CheckpointError(
+            f"checkpoint version {meta.get('version')!r} is not supported (expected {VERSION})"
+        )
     return meta
 
 
@@ -86,8 +97,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     expected = meta.get("tensors", {})
     got = {k: list(v.shape) for k, v in tensors.items()}
     if got != expected:
-        raise CheckpointError(f"checkpoint {str(path)!r} is inconsistent: config lists tensors {expected}, "
-                              f"file holds {got}")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is inconsistent: config lists tensors {expected}, file holds {got}"
+        )
     return tensors, meta
 
 

@@ -22,9 +22,17 @@ def _forecast_parser(sub: Any) -> None:
     p.add_argument("--dataset", default="ETTh1", help="ETTh1, ETTh2, ETTm1 or ETTm2 (default ETTh1)")
     p.add_argument("--data-home", default=None, help="data folder (default $XDOMAIN_DATA_HOME)")
     p.add_argument("--model", default="reprogram", choices=MODELS, help="model to train (default reprogram)")
-    p.add_argument("--compare", nargs="*", default=[], choices=MODELS, metavar="MODEL",
-                   help=f"also train these on the same splits ({', '.join(MODELS)})")
-    p.add_argument("--backbone", default="minilm", help="alias, transformers name or local path (default minilm)")
+    p.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        choices=MODELS,
+        metavar="MODEL",
+        help=f"also train these on the same splits ({', '.join(MODELS)})",
+    )
+    p.add_argument(
+        "--backbone", default="minilm", help="alias, transformers name or local path (default minilm)"
+    )
     p.add_argument("--backbone-layers", type=int, default=None, help="keep only the first k backbone layers")
     p.add_argument("--lookback", type=int, default=512)
     p.add_argument("--horizon", type=int, default=96)
@@ -35,12 +43,18 @@ def _forecast_parser(sub: Any) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--seed", type=int, default=2021)
-    p.add_argument("--train-fraction", type=float, default=1.0,
-                   help="train on the first fraction of the training span (few-shot: 0.1)")
+    p.add_argument(
+        "--train-fraction",
+        type=float,
+        default=1.0,
+        help="train on the first fraction of the training span (few-shot: 0.1)",
+    )
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--max-train-seconds", type=float, default=None)
     p.add_argument("--val-every", type=int, default=None, help="validate every k steps (default: each epoch)")
-    p.add_argument("--val-windows", type=int, default=None, help="evenly spaced validation windows (default all)")
+    p.add_argument(
+        "--val-windows", type=int, default=None, help="evenly spaced validation windows (default all)"
+    )
     p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=None, help="folder for checkpoints, metrics.json and forecast.png")
@@ -60,16 +74,30 @@ def _forecast(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     models = [args.model] + [m for m in args.compare if m != args.model]
     train = TrainConfig(
-        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience, seed=args.seed,
-        train_fraction=args.train_fraction, max_steps=args.max_steps, max_train_seconds=args.max_train_seconds,
-        val_every=args.val_every, val_windows=args.val_windows, mixed_precision=args.mixed_precision,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        patience=args.patience,
+        seed=args.seed,
+        train_fraction=args.train_fraction,
+        max_steps=args.max_steps,
+        max_train_seconds=args.max_train_seconds,
+        val_every=args.val_every,
+        val_windows=args.val_windows,
+        mixed_precision=args.mixed_precision,
         progress=not args.no_progress,
     )
     configs = [
-        ForecastConfig(lookback=args.lookback, horizon=args.horizon, model=m, backbone=args.backbone,
-                       backbone_layers=args.backbone_layers, prompt=not args.no_prompt,
-                       num_prototypes=args.num_prototypes,
-                       description=DESCRIPTION if args.dataset.lower().startswith("ett") else "")
+        ForecastConfig(
+            lookback=args.lookback,
+            horizon=args.horizon,
+            model=m,
+            backbone=args.backbone,
+            backbone_layers=args.backbone_layers,
+            prompt=not args.no_prompt,
+            num_prototypes=args.num_prototypes,
+            description=DESCRIPTION if args.dataset.lower().startswith("ett") else "",
+        )
         for m in models
     ]
     splits = ett_splits(args.dataset, args.lookback, args.data_home)
@@ -78,8 +106,12 @@ def _forecast(args: argparse.Namespace) -> int:
         backbone = load_backbone(args.backbone, args.backbone_layers)
     results = []
     for cfg in configs:
-        print(f"[xdomain] training {cfg.model} on {splits.name} (lookback {cfg.lookback}, horizon {cfg.horizon})",
-              file=sys.stderr, flush=True)
+        print(
+            f"[xdomain] training {cfg.model} on {splits.name} "
+            f"(lookback {cfg.lookback}, horizon {cfg.horizon})",
+            file=sys.stderr,
+            flush=True,
+        )
         results.append(run_ett(cfg, train, splits=splits, backbone=backbone if needs_backbone(cfg) else None))
     table = results_table(results)
     print(table)
@@ -101,8 +133,10 @@ def _bench(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[2] / "benchmarks"
     script = root / f"{args.what}_etth1.py" if args.what == "forecast" else None
     if script is None or not script.is_file():
-        print(f"benchmark {args.what!r} not found (expected {script}); run it from a source checkout",
-              file=sys.stderr)
+        print(
+            f"benchmark {args.what!r} not found (expected {script}); run it from a source checkout",
+            file=sys.stderr,
+        )
         return 2
     os.execv(sys.executable, [sys.executable, str(script), *args.rest])
     return 0  # pragma: no cover

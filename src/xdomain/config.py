@@ -38,7 +38,9 @@ class ForecastConfig(ConfigBase):
         default="reprogram",
         metadata={"help": "reprogram | no-backbone | attention-only | dlinear"},
     )
-    backbone: str = field(default="minilm", metadata={"help": "backbone alias, transformers name or local path"})
+    backbone: str = field(
+        default="minilm", metadata={"help": "backbone alias, transformers name or local path"}
+    )
     backbone_layers: int | None = field(default=None, metadata={"help": "keep only the first k layers"})
     patch_len: int = field(default=16, metadata={"help": "patch length (Time-LLM: 16)"})
     stride: int = field(default=8, metadata={"help": "patch stride (Time-LLM: 8)"})
@@ -57,15 +59,28 @@ class ForecastConfig(ConfigBase):
     moving_avg: int = field(default=25, metadata={"help": "DLinear trend kernel"})
 
     def __post_init__(self) -> None:
-        for name in ("lookback", "horizon", "patch_len", "stride", "d_model", "n_heads", "d_keys",
-                     "num_prototypes", "d_ff", "top_k_lags", "moving_avg"):
+        for name in (
+            "lookback",
+            "horizon",
+            "patch_len",
+            "stride",
+            "d_model",
+            "n_heads",
+            "d_keys",
+            "num_prototypes",
+            "d_ff",
+            "top_k_lags",
+            "moving_avg",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.backbone_layers is not None and (
             not isinstance(self.backbone_layers, int) or self.backbone_layers <= 0
         ):
-            raise ValueError(f"backbone_layers must be a positive integer or None, got {self.backbone_layers!r}")
+            raise ValueError(
+                f"backbone_layers must be a positive integer or None, got {self.backbone_layers!r}"
+            )
         if self.patch_len > self.lookback:
             raise ValueError(f"patch_len ({self.patch_len}) must not exceed lookback ({self.lookback})")
         if not 0.0 <= self.dropout < 1.0:

@@ -34,7 +34,7 @@ class PeakMemory:
         self._stop = threading.Event()
 
     def _rss(self) -> float:
-        import psutil
+        import psutil  # type: ignore[import-untyped]
 
         return float(psutil.Process(os.getpid()).memory_info().rss) / 2**20
 
@@ -85,8 +85,9 @@ class RunResult:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "forecaster"}
 
 
-def ett_datasets(splits: ETTSplits, config: ForecastConfig, train: TrainConfig
-                 ) -> tuple[WindowDataset, WindowDataset, WindowDataset]:
+def ett_datasets(
+    splits: ETTSplits, config: ForecastConfig, train: TrainConfig
+) -> tuple[WindowDataset, WindowDataset, WindowDataset]:
     """Train (first ``train_fraction`` of the span), validation (optionally thinned) and full test windows."""
     rows = few_shot_rows(len(splits.train), config.lookback, train.train_fraction)
     return (
@@ -96,9 +97,14 @@ def ett_datasets(splits: ETTSplits, config: ForecastConfig, train: TrainConfig
     )
 
 
-def run_ett(config: ForecastConfig, train: TrainConfig, dataset: str = "ETTh1",
-            data_home: str | os.PathLike[str] | None = None, backbone: LanguageBackbone | None = None,
-            splits: ETTSplits | None = None) -> RunResult:
+def run_ett(
+    config: ForecastConfig,
+    train: TrainConfig,
+    dataset: str = "ETTh1",
+    data_home: str | os.PathLike[str] | None = None,
+    backbone: LanguageBackbone | None = None,
+    splits: ETTSplits | None = None,
+) -> RunResult:
     """Train ``config.model`` on an ETT data set with the published protocol and report test MSE/MAE."""
     splits = splits or ett_splits(dataset, config.lookback, data_home)
     train_ds, val_ds, test_ds = ett_datasets(splits, config, train)
@@ -114,13 +120,15 @@ def run_ett(config: ForecastConfig, train: TrainConfig, dataset: str = "ETTh1",
         infer_seconds = time.perf_counter() - start
     forecaster = TimeSeriesForecaster(
         backbone=backbone if backbone is not None else config.backbone,
-        **{k: v for k, v in config.to_dict().items() if k != "backbone"}, **train.to_dict(),
+        **{k: v for k, v in config.to_dict().items() if k != "backbone"},
+        **train.to_dict(),
     )
     forecaster.model_ = trainer.model
     forecaster.history_ = history
     # the data were standardised with train statistics before the model saw them
-    forecaster.scaler_ = {c: (float(m), float(s)) for c, m, s in zip(splits.columns, splits.mean, splits.std,
-                                                                     strict=True)}
+    forecaster.scaler_ = {
+        c: (float(m), float(s)) for c, m, s in zip(splits.columns, splits.mean, splits.std, strict=True)
+    }
     return RunResult(
         model=config.model,
         dataset=splits.name,
@@ -141,8 +149,13 @@ def run_ett(config: ForecastConfig, train: TrainConfig, dataset: str = "ETTh1",
     )
 
 
-def plot_forecasts(splits: ETTSplits, results: list[RunResult], path: str | os.PathLike[str],
-                   channel: str = "OT", window: int = -1) -> Path:
+def plot_forecasts(
+    splits: ETTSplits,
+    results: list[RunResult],
+    path: str | os.PathLike[str],
+    channel: str = "OT",
+    window: int = -1,
+) -> Path:
     """Plot one test window of ``channel``: the history, the truth and every model's forecast."""
     import matplotlib
 
@@ -193,7 +206,8 @@ def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
         ratio = f"{r.mse / base.mse:.3f}" if base is not None else "-"
         lines.append(
             f"| {r.model} | {r.mse:.4f} | {r.mae:.4f} | {ratio} | {r.val_mse:.4f} | {r.trainable_params:,} | "
-            f"{r.train_windows:,} | {r.steps} | {r.seconds_per_epoch:.1f} | {r.infer_windows_per_second:.1f} | "
+            f"{r.train_windows:,} | {r.steps} | {r.seconds_per_epoch:.1f} | "
+            f"{r.infer_windows_per_second:.1f} | "
             f"{r.peak_memory_mb:.0f} | {r.stopped} |"
         )
     return "\n".join(lines)

@@ -26,10 +26,14 @@ _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     unknown = sorted(set(options) - _FORECAST_FIELDS - _TRAIN_FIELDS)
     if unknown:
-        raise TypeError(f"unknown options {unknown}; expected fields of ForecastConfig {sorted(_FORECAST_FIELDS)} "
-                        f"or TrainConfig {sorted(_TRAIN_FIELDS)}")
-    return ({k: v for k, v in options.items() if k in _FORECAST_FIELDS},
-            {k: v for k, v in options.items() if k in _TRAIN_FIELDS})
+        raise TypeError(
+            f"unknown options {unknown}; expected fields of ForecastConfig {sorted(_FORECAST_FIELDS)} "
+            f"or TrainConfig {sorted(_TRAIN_FIELDS)}"
+        )
+    return (
+        {k: v for k, v in options.items() if k in _FORECAST_FIELDS},
+        {k: v for k, v in options.items() if k in _TRAIN_FIELDS},
+    )
 
 
 class TimeSeriesForecaster:
@@ -51,14 +55,23 @@ class TimeSeriesForecaster:
         fc.save("runs/etth1"); fc2 = load("runs/etth1")
     """
 
-    def __init__(self, backbone: str | LanguageBackbone = "minilm", lookback: int = 512, horizon: int = 96,
-                 model: str = "reprogram", fill: str | None = None, **options: Any) -> None:
+    def __init__(
+        self,
+        backbone: str | LanguageBackbone = "minilm",
+        lookback: int = 512,
+        horizon: int = 96,
+        model: str = "reprogram",
+        fill: str | None = None,
+        **options: Any,
+    ) -> None:
         self.backbone = backbone
         self.fill = fill
         model_opts, train_opts = _split_options(options)
         name = backbone if isinstance(backbone, str) else backbone.name
         # the configs validate every setting now, before any data or weights are touched
-        self.config = ForecastConfig(lookback=lookback, horizon=horizon, model=model, backbone=name, **model_opts)
+        self.config = ForecastConfig(
+            lookback=lookback, horizon=horizon, model=model, backbone=name, **model_opts
+        )
         self.train_config = TrainConfig(**train_opts)
         self.model_: nn.Module | None = None
         self.history_: History | None = None
@@ -85,8 +98,10 @@ class TimeSeriesForecaster:
         cfg, tcfg = self.config, self.train_config
         need = cfg.lookback + cfg.horizon
         table = frame_to_table(train_df, self.fill, min_length=need)
-        self.scaler_ = {n: (float(a.mean()), float(a.std()) or 1.0) for n, a in zip(table.names, table.arrays,
-                                                                                   strict=True)}
+        self.scaler_ = {
+            n: (float(a.mean()), float(a.std()) or 1.0)
+            for n, a in zip(table.names, table.arrays, strict=True)
+        }
         scaled = self._scaled(table)
         train_segments = [s[: few_shot_rows(len(s), cfg.lookback, tcfg.train_fraction)] for s in scaled]
         train_ds = WindowDataset(train_segments, cfg.lookback, cfg.horizon)
@@ -95,11 +110,14 @@ class TimeSeriesForecaster:
             vtable = frame_to_table(val_df, self.fill, min_length=cfg.horizon)
             unknown = sorted(set(vtable.names) - set(table.names))
             if unknown:
-                raise ValueError(f"val_df has series {unknown} that train_df lacks; expected a subset of "
-                                 f"{table.names}")
+                raise ValueError(
+                    f"val_df has series {unknown} that train_df lacks; expected a subset of {table.names}"
+                )
             context = dict(zip(table.names, scaled, strict=True))
-            segments = [np.concatenate([context[n][-cfg.lookback:], v]) for n, v in
-                        zip(vtable.names, self._scaled(vtable), strict=True)]
+            segments = [
+                np.concatenate([context[n][-cfg.lookback :], v])
+                for n, v in zip(vtable.names, self._scaled(vtable), strict=True)
+            ]
             val_ds = WindowDataset(segments, cfg.lookback, cfg.horizon, max_windows=tcfg.val_windows)
         model = self._build()
         trainer = Trainer(model, tcfg)
@@ -132,11 +150,14 @@ class TimeSeriesForecaster:
         cfg = self.config
         table = frame_to_table(history_df, self.fill, min_length=cfg.lookback)
         scaled = self._scaled(table)
-        x = np.stack([s[-cfg.lookback:] for s in scaled])[:, :, None]  # (S, L, 1)
+        x = np.stack([s[-cfg.lookback :] for s in scaled])[:, :, None]  # (S, L, 1)
         y = self.predict_array(x)[:, :, 0]  # (S, H)
         frames = []
         for i, name in enumerate(table.names):
-            mean, std = self.scaler_.get(name) or (float(table.arrays[i].mean()), float(table.arrays[i].std()) or 1.0)
+            mean, std = self.scaler_.get(name) or (
+                float(table.arrays[i].mean()),
+                float(table.arrays[i].std()) or 1.0,
+            )
             values = y[i] * std + mean
             last = table.last_stamp[i]
             if table.freq is not None:
@@ -172,19 +193,31 @@ class TimeSeriesForecaster:
         save_checkpoint(path, trainable_state_dict(model), meta)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], backbone: LanguageBackbone | None = None) -> TimeSeriesForecaster:
+    def load(
+        cls, path: str | os.PathLike[str], backbone: LanguageBackbone | None = None
+    ) -> TimeSeriesForecaster:
         """Rebuild a saved forecaster; the backbone is loaded by the name in the checkpoint unless given."""
         meta = read_meta(path)
         if meta.get("kind") != "TimeSeriesForecaster":
-            raise CheckpointError(f"{str(path)!r} holds a {meta.get('kind')!r}, expected a TimeSeriesForecaster")
+            raise CheckpointError(
+                f"{str(path)!r} holds a {meta.get('kind')!r}, expected a TimeSeriesForecaster"
+            )
         config = ForecastConfig.from_dict(meta["forecast_config"])
-        options = {k: v for k, v in config.to_dict().items() if k not in ("lookback", "horizon", "model", "backbone")}
+        options = {
+            k: v for k, v in config.to_dict().items() if k not in ("lookback", "horizon", "model", "backbone")
+        }
         options.update(meta["train_config"])
         saved = meta.get("backbone") or {}
         if backbone is None and needs_backbone(config) and saved.get("name") == "custom":
             raise CheckpointError("this checkpoint was made with an in-memory backbone; pass it as backbone=")
-        fc = cls(backbone=backbone if backbone is not None else config.backbone, lookback=config.lookback,
-                 horizon=config.horizon, model=config.model, fill=meta.get("fill"), **options)
+        fc = cls(
+            backbone=backbone if backbone is not None else config.backbone,
+            lookback=config.lookback,
+            horizon=config.horizon,
+            model=config.model,
+            fill=meta.get("fill"),
+            **options,
+        )
         tensors, _ = load_checkpoint(path)
         model = fc._build()
         if hasattr(model, "backbone"):

@@ -26,23 +26,33 @@ from xdomain.transforms.prompt import PromptAsPrefix
 
 def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> Reprogrammer:
     transform = PatchReprogrammingTransform(
-        patch_len=config.patch_len, stride=config.stride, d_model=config.d_model, n_heads=config.n_heads,
-        d_keys=config.d_keys, num_prototypes=config.num_prototypes, dropout=config.dropout,
+        patch_len=config.patch_len,
+        stride=config.stride,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        d_keys=config.d_keys,
+        num_prototypes=config.num_prototypes,
+        dropout=config.dropout,
     )
     prefix = (
-        PromptAsPrefix(config.description, config.lookback, config.horizon, config.top_k_lags) if prompt else None
+        PromptAsPrefix(config.description, config.lookback, config.horizon, config.top_k_lags)
+        if prompt
+        else None
     )
     head = FlattenHead(config.horizon, d_ff=config.d_ff, dropout=config.dropout)
-    return Reprogrammer(backbone, transform, head, adapter=TimeSeriesAdapter(), prompt=prefix,
-                        lookback=config.lookback)
+    return Reprogrammer(
+        backbone, transform, head, adapter=TimeSeriesAdapter(), prompt=prefix, lookback=config.lookback
+    )
 
 
 def _language(config: ForecastConfig, backbone: LanguageBackbone | None) -> LanguageBackbone:
     if backbone is None:
         return load_backbone(config.backbone, config.backbone_layers)
     if config.backbone_layers is not None and backbone.num_layers != config.backbone_layers:
-        raise ValueError(f"config asks for {config.backbone_layers} backbone layers, the given backbone has "
-                         f"{backbone.num_layers}")
+        raise ValueError(
+            f"config asks for {config.backbone_layers} backbone layers, the given backbone has "
+            f"{backbone.num_layers}"
+        )
     return backbone
 
 

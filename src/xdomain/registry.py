@@ -35,9 +35,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name.lower()]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.role} {name!r}; expected one of {sorted(self._entries)}"
-            ) from None
+            raise KeyError(f"unknown {self.role} {name!r}; expected one of {sorted(self._entries)}") from None
 
     def build(self, name: str, **kwargs: Any) -> T:
         return self.get(name)(**kwargs)

@@ -23,9 +23,21 @@ class Reprogrammer(nn.Module):
         - output: whatever the adapter decodes (time series: ``(B, H, N)``)
     """
 
-    def __init__(self, backbone: nn.Module, transform: nn.Module, head: nn.Module,
-                 adapter: nn.Module | None = None, prompt: nn.Module | None = None,
-                 lookback: int | None = None) -> None:
+    backbone: Any
+    transform: Any
+    head: Any
+    adapter: Any
+    prompt: Any
+
+    def __init__(
+        self,
+        backbone: Any,
+        transform: Any,
+        head: Any,
+        adapter: Any = None,
+        prompt: Any = None,
+        lookback: int | None = None,
+    ) -> None:
         super().__init__()
         if getattr(backbone, "frozen", True):
             for p in backbone.parameters():
@@ -105,12 +117,16 @@ def load_trainable_state_dict(module: nn.Module, tensors: dict[str, torch.Tensor
             own[k].copy_(v)
 
 
-def check_backbone(saved: dict[str, Any] | None, backbone: nn.Module) -> None:
+def check_backbone(saved: dict[str, Any] | None, backbone: Any) -> None:
     """A checkpoint made for one backbone must not be loaded onto another."""
     if not saved or not hasattr(backbone, "spec"):
         return
     current = backbone.spec()
-    if saved.get("fingerprint") and current.get("fingerprint") and saved["fingerprint"] != current["fingerprint"]:
+    if (
+        saved.get("fingerprint")
+        and current.get("fingerprint")
+        and saved["fingerprint"] != current["fingerprint"]
+    ):
         raise CheckpointError(
             f"checkpoint was made for backbone {saved.get('name')!r} ({saved.get('num_layers')} layers, "
             f"fingerprint {saved['fingerprint']}), but this backbone is {current.get('name')!r} "

@@ -20,6 +20,7 @@ class _SourceView(nn.Module):
     """Shares the source backbone's frozen embeddings and tokenizer without its layers."""
 
     frozen = True
+    embeddings: Any
 
     def __init__(self, source: LanguageBackbone) -> None:
         super().__init__()
@@ -58,7 +59,9 @@ class IdentityBackbone(_SourceView):
     def spec(self) -> dict[str, Any]:
         return {"kind": "identity", **{k: v for k, v in self._source_spec.items() if k != "kind"}}
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return inputs_embeds
 
 
@@ -82,7 +85,9 @@ class AttentionBackbone(_SourceView):
     def spec(self) -> dict[str, Any]:
         return {"kind": "attention", **{k: v for k, v in self._source_spec.items() if k != "kind"}}
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         out, _ = self.attention(inputs_embeds, inputs_embeds, inputs_embeds, need_weights=False)
         return self.norm(inputs_embeds + out)
 

@@ -45,10 +45,11 @@ class LanguageBackbone(nn.Module):
     """
 
     frozen = True
+    model: Any  # a transformers PreTrainedModel (typed loosely: transformers ships no stubs)
 
     def __init__(self, model: nn.Module, tokenizer: Any, name: str = "custom", num_layers: int | None = None):
         super().__init__()
-        base = getattr(model, "base_model", model)
+        base: Any = getattr(model, "base_model", model)
         config = base.config
         total = int(config.num_hidden_layers)
         if num_layers is not None:
@@ -65,8 +66,17 @@ class LanguageBackbone(nn.Module):
         self.name = name
         self.num_layers = int(config.num_hidden_layers)
         self.is_causal = bool(getattr(config, "is_decoder", False)) or config.model_type not in (
-            "bert", "roberta", "distilbert", "albert", "electra", "deberta", "deberta-v2", "xlm-roberta",
-            "camembert", "mpnet", "esm",
+            "bert",
+            "roberta",
+            "distilbert",
+            "albert",
+            "electra",
+            "deberta",
+            "deberta-v2",
+            "xlm-roberta",
+            "camembert",
+            "mpnet",
+            "esm",
         )
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -106,8 +116,12 @@ class LanguageBackbone(nn.Module):
         return h.hexdigest()[:16]
 
     def spec(self) -> dict[str, Any]:
-        return {"kind": "language", "name": self.name, "num_layers": self.num_layers,
-                "fingerprint": self.fingerprint()}
+        return {
+            "kind": "language",
+            "name": self.name,
+            "num_layers": self.num_layers,
+            "fingerprint": self.fingerprint(),
+        }
 
     # -- frozen forward -------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> LanguageBackbone:
@@ -115,7 +129,9 @@ class LanguageBackbone(nn.Module):
         self.model.eval()  # frozen: dropout stays off whatever the caller asks
         return self
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.hidden_size:
             raise ValueError(
                 f"inputs_embeds must be (B, S, {self.hidden_size}), got {tuple(inputs_embeds.shape)}"

@@ -38,8 +38,9 @@ def _canonical(name: str) -> str:
     raise ValueError(f"unknown ETT data set {name!r}; expected one of {sorted(ETT_FILES)}")
 
 
-def load_ett(name: str = "ETTh1", data_home: str | os.PathLike[str] | None = None,
-             download: bool = True) -> pd.DataFrame:
+def load_ett(
+    name: str = "ETTh1", data_home: str | os.PathLike[str] | None = None, download: bool = True
+) -> pd.DataFrame:
     """The raw ETT table: a ``DatetimeIndex`` named ``date`` and 7 float columns (``OT`` last)."""
     key = _canonical(name)
     path = fetch(f"ETT/{key}.csv", _BASE + f"{key}.csv", ETT_FILES[key], data_home, download)
@@ -62,15 +63,21 @@ class ETTSplits:
     borders: dict[str, tuple[int, int]]  # row ranges of each split in the raw table (with context)
 
 
-def ett_splits(name: str = "ETTh1", lookback: int = 512, data_home: str | os.PathLike[str] | None = None,
-               download: bool = True) -> ETTSplits:
+def ett_splits(
+    name: str = "ETTh1",
+    lookback: int = 512,
+    data_home: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> ETTSplits:
     """Split ETT as the reference code does and standardise it with train statistics."""
     key = _canonical(name)
     frame = load_ett(key, data_home, download)
     per_month = 30 * 24 * (4 if key.startswith("ETTm") else 1)
     train_end, val_end, test_end = 12 * per_month, 16 * per_month, 20 * per_month
     if lookback >= train_end:
-        raise ValueError(f"lookback {lookback} is too long for {key}: the training split has {train_end} rows")
+        raise ValueError(
+            f"lookback {lookback} is too long for {key}: the training split has {train_end} rows"
+        )
     values = frame.to_numpy(dtype=np.float64)
     train = values[:train_end]
     mean = train.mean(axis=0)

@@ -77,8 +77,10 @@ def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 
         names = [k for k, _ in groups]
         arrays = [_fill(g["y"], k, fill) for k, g in groups]
         stamps = [g["ds"].iloc[-1] for _, g in groups]
-        freqs = [_freq(pd.DatetimeIndex(g["ds"])) if pd.api.types.is_datetime64_any_dtype(g["ds"]) else None
-                 for _, g in groups]
+        freqs = [
+            _freq(pd.DatetimeIndex(g["ds"])) if pd.api.types.is_datetime64_any_dtype(g["ds"]) else None
+            for _, g in groups
+        ]
         freq = freqs[0]
     else:
         if "y" in df.columns or "ds" in df.columns or "unique_id" in df.columns:
@@ -87,8 +89,10 @@ def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 
         layout = "wide"
         non_numeric = {str(c): str(t) for c, t in df.dtypes.items() if not pd.api.types.is_numeric_dtype(t)}
         if non_numeric:
-            raise ValueError(f"wide format needs numeric columns only; non-numeric: {non_numeric} "
-                             "(put dates in the index, or use long format unique_id/ds/y)")
+            raise ValueError(
+                f"wide format needs numeric columns only; non-numeric: {non_numeric} "
+                "(put dates in the index, or use long format unique_id/ds/y)"
+            )
         if isinstance(df.index, pd.DatetimeIndex) and not df.index.is_monotonic_increasing:
             raise ValueError("the DatetimeIndex is not sorted in time; sort the DataFrame first")
         names = [str(c) for c in df.columns]
@@ -111,8 +115,9 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         segments: arrays ``(T,)`` or ``(T, N)``.
     """
 
-    def __init__(self, segments: list[np.ndarray], lookback: int, horizon: int,
-                 max_windows: int | None = None) -> None:
+    def __init__(
+        self, segments: list[np.ndarray], lookback: int, horizon: int, max_windows: int | None = None
+    ) -> None:
         self.lookback = lookback
         self.horizon = horizon
         self.series: list[torch.Tensor] = []
@@ -123,8 +128,10 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             for ch in range(arr.shape[1]):
                 n = arr.shape[0] - lookback - horizon + 1
                 if n <= 0:
-                    raise ValueError(f"a series of length {arr.shape[0]} is shorter than lookback + horizon "
-                                     f"= {lookback} + {horizon} = {lookback + horizon}")
+                    raise ValueError(
+                        f"a series of length {arr.shape[0]} is shorter than lookback + horizon "
+                        f"= {lookback} + {horizon} = {lookback + horizon}"
+                    )
                 self.series.append(torch.from_numpy(np.ascontiguousarray(arr[:, ch])))
                 counts.append(n)
         if not counts:

@@ -40,8 +40,13 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch(relpath: str, url: str, sha256: str | None, home: str | os.PathLike[str] | None = None,
-          download: bool = True) -> Path:
+def fetch(
+    relpath: str,
+    url: str,
+    sha256: str | None,
+    home: str | os.PathLike[str] | None = None,
+    download: bool = True,
+) -> Path:
     """Return the path of ``relpath`` inside the data home, downloading it from ``url`` if it is missing.
 
     A file already present is checked against ``sha256`` (when known); a download is checked before it
@@ -51,14 +56,18 @@ def fetch(relpath: str, url: str, sha256: str | None, home: str | os.PathLike[st
     target = root / relpath
     if target.is_file():
         if sha256 is not None and sha256_of(target) != sha256:
-            raise ValueError(f"{target} does not match the official file: sha256 {sha256_of(target)}, "
-                             f"expected {sha256}; delete it to download it again")
+            raise ValueError(
+                f"{target} does not match the official file: sha256 {sha256_of(target)}, "
+                f"expected {sha256}; delete it to download it again"
+            )
         return target
     if not download or offline():
         why = "downloads are off" if not download else "offline (XDOMAIN_OFFLINE / HF_HUB_OFFLINE set)"
-        raise DataNotFoundError(f"data file {target.name!r} not found: expected it at {target} "
-                                f"(data home {root}; set XDOMAIN_DATA_HOME to change it). {why}; "
-                                f"get it from {url}")
+        raise DataNotFoundError(
+            f"data file {target.name!r} not found: expected it at {target} "
+            f"(data home {root}; set XDOMAIN_DATA_HOME to change it). {why}; "
+            f"get it from {url}"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     tmp = Path(tmp_name)
@@ -69,8 +78,10 @@ def fetch(relpath: str, url: str, sha256: str | None, home: str | os.PathLike[st
             raise ValueError(f"download of {url} has sha256 {sha256_of(tmp)}, expected {sha256}")
         os.replace(tmp, target)
     except OSError as err:
-        raise DataNotFoundError(f"data file {target.name!r} not found at {target} and the download from "
-                                f"{url} failed ({err}); place the file there by hand") from err
+        raise DataNotFoundError(
+            f"data file {target.name!r} not found at {target} and the download from "
+            f"{url} failed ({err}); place the file there by hand"
+        ) from err
     finally:
         tmp.unlink(missing_ok=True)
     return target

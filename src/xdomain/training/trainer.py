@@ -78,8 +78,11 @@ class Trainer:
         train_loader = self._loader(train, cfg.batch_size, shuffle=True)
         model, optimizer, train_loader = acc.prepare(self.model, optimizer, train_loader)
         steps_per_epoch = len(train_loader)
-        total = steps_per_epoch * cfg.epochs if cfg.max_steps is None else min(cfg.max_steps,
-                                                                                steps_per_epoch * cfg.epochs)
+        total = (
+            steps_per_epoch * cfg.epochs
+            if cfg.max_steps is None
+            else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
+        )
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.2
         )
@@ -112,13 +115,18 @@ class Trainer:
                 if progress is not None:
                     progress.update(1)
                     progress.set_postfix(loss=f"{float(loss):.4f}")
-                out_of_time = cfg.max_train_seconds is not None and \
-                    time.perf_counter() - start - val_seconds >= cfg.max_train_seconds
+                out_of_time = (
+                    cfg.max_train_seconds is not None
+                    and time.perf_counter() - start - val_seconds >= cfg.max_train_seconds
+                )
                 last = history.steps >= total or out_of_time
                 if history.steps % val_every == 0 or last:
                     val_start = time.perf_counter()
-                    record = {"step": float(history.steps), "epoch": history.steps / steps_per_epoch,
-                              "train_loss": running / running_steps}
+                    record = {
+                        "step": float(history.steps),
+                        "epoch": history.steps / steps_per_epoch,
+                        "train_loss": running / running_steps,
+                    }
                     running, running_steps = 0.0, 0
                     if val is not None:
                         val_loss = self.evaluate(val)["mse"]
@@ -126,8 +134,11 @@ class Trainer:
                         model.train()
                         if val_loss < history.best_val_loss:
                             history.best_val_loss, history.best_step = val_loss, history.steps
-                            best = {k: v.detach().clone().cpu() for k, v in
-                                    acc.unwrap_model(model).named_parameters() if v.requires_grad}
+                            best = {
+                                k: v.detach().clone().cpu()
+                                for k, v in acc.unwrap_model(model).named_parameters()
+                                if v.requires_grad
+                            }
                             bad_validations = 0
                         else:
                             bad_validations += 1

@@ -34,7 +34,9 @@ class PatchEmbedding(nn.Module):
         self.patch_len = patch_len
         self.stride = stride
         self.pad = nn.ReplicationPad1d((0, stride))
-        self.conv = nn.Conv1d(patch_len, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
+        self.conv = nn.Conv1d(
+            patch_len, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False
+        )
         nn.init.kaiming_normal_(self.conv.weight, mode="fan_in", nonlinearity="leaky_relu")
         self.dropout = nn.Dropout(dropout)
 
@@ -85,6 +87,7 @@ class PatchReprogrammingTransform(nn.Module):
         self.num_prototypes = num_prototypes
         self.dropout = dropout
         self.bound = False
+        self.word_embeddings: torch.Tensor
         self._cache: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
 
     def bind(self, backbone: Any) -> PatchReprogrammingTransform:
@@ -107,11 +110,21 @@ class PatchReprogrammingTransform(nn.Module):
         return (lookback - self.patch_len) // self.stride + 2
 
     def _keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
-        params = (self.prototype_map.weight, self.prototype_map.bias, self.key.weight, self.key.bias,
-                  self.value.weight, self.value.bias)
+        params = (
+            self.prototype_map.weight,
+            self.prototype_map.bias,
+            self.key.weight,
+            self.key.bias,
+            self.value.weight,
+            self.value.bias,
+        )
         key = (*(p._version for p in params), *(p.data_ptr() for p in params), self.word_embeddings.dtype)
-        if not self.training and not torch.is_grad_enabled() and self._cache is not None \
-                and self._cache[0] == key:
+        if (
+            not self.training
+            and not torch.is_grad_enabled()
+            and self._cache is not None
+            and self._cache[0] == key
+        ):
             return self._cache[1], self._cache[2]
         # (V, D) -> (D, V) -> Linear over V -> (D, S) -> (S, D)
         prototypes = self.prototype_map(self.word_embeddings.t()).t()

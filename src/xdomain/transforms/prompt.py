@@ -69,6 +69,12 @@ class PromptAsPrefix(nn.Module):
         self.horizon = horizon
         self.top_k_lags = top_k_lags
         self.bound = False
+        # buffers made by bind()
+        self.digit_ids: torch.Tensor
+        self.trend_ids: torch.Tensor
+        self.template_embeddings: torch.Tensor
+        self.var_positions: torch.Tensor
+        self.word_embeddings: torch.Tensor
 
     def _single_token(self, backbone: Any, text: str) -> int:
         ids = backbone.token_ids(text)
@@ -153,8 +159,13 @@ class PromptAsPrefix(nn.Module):
         stats = series_statistics(z, self.num_lags)
         trend = self.trend_ids[(stats["trend"] < 0).long()]  # (B', n_trend)
         return torch.cat(
-            [self._value_ids(stats["min"]), self._value_ids(stats["max"]), self._value_ids(stats["median"]),
-             trend, self._lag_ids(stats["lags"])],
+            [
+                self._value_ids(stats["min"]),
+                self._value_ids(stats["max"]),
+                self._value_ids(stats["median"]),
+                trend,
+                self._lag_ids(stats["lags"]),
+            ],
             dim=-1,
         )
 

@@ -1,0 +1,190 @@
+"""Checkpoints: JSON + safetensors, written atomically, never unpickled, refused for another backbone."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+import xdomain
+from helpers import FAST_TRAIN, HORIZON, LOOKBACK, SMALL_MODEL, hourly_frame, small_config
+from xdomain.checkpoint import CONFIG_FILE, TENSORS_FILE, load_checkpoint, read_meta, save_checkpoint
+from xdomain.models import build_model
+from xdomain.training import set_seed
+
+SRC = Path(xdomain.__file__).parent
+
+
+def _tensors(seed: int = 0) -> dict[str, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return {"a.weight": torch.randn(3, 4, generator=gen), "b": torch.randn(5, generator=gen)}
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    tensors = _tensors()
+    path = save_checkpoint(tmp_path / "ckpt", tensors, {"note": "hello", "nested": {"x": [1, 2]}})
+    assert sorted(p.name for p in path.iterdir()) == [CONFIG_FILE, TENSORS_FILE]
+    loaded, meta = load_checkpoint(path)
+    assert loaded.keys() == tensors.keys()
+    assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+    assert meta["note"] == "hello" and meta["nested"] == {"x": [1, 2]}
+    assert meta["format"] == "xdomain-checkpoint" and meta["version"] == 1
+    assert meta["tensors"] == {"a.weight": [3, 4], "b": [5]}
+
+
+def test_save_replaces_an_existing_folder_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "ckpt"
+    save_checkpoint(target, _tensors(0), {"run": 1})
+    (target / "stale.txt").write_text("left over from an older run")
+    save_checkpoint(target, _tensors(1), {"run": 2})
+    tensors, meta = load_checkpoint(target)
+    assert meta["run"] == 2
+    assert torch.equal(tensors["b"], _tensors(1)["b"])
+    assert not (target / "stale.txt").exists()  # the folder was replaced, not merged into
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary or .old folder left
+
+
+def test_failed_save_leaves_the_old_checkpoint_and_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "ckpt"
+    save_checkpoint(target, _tensors(0), {"run": 1})
+    with pytest.raises(TypeError):
+        save_checkpoint(target, _tensors(1), {"run": 2, "bad": object()})  # not JSON-serialisable
+    assert load_checkpoint(target)[1]["run"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_corrupt_tensors_raise_checkpoint_error(tmp_path: Path, damage: str) -> None:
+    path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
+    file = path / TENSORS_FILE
+    data = file.read_bytes()
+    file.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00not safetensors" * 10,
+                      "empty": b""}[damage])
+    with pytest.raises(xdomain.CheckpointError, match=re.escape(f"corrupt checkpoint tensors {str(file)!r}")):
+        load_checkpoint(path)
+
+
+def test_corrupt_json_raises_checkpoint_error(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
+    (path / CONFIG_FILE).write_text('{"format": "xdomain-checkpoint", "vers')
+    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint config"):
+        load_checkpoint(path)
+    (path / CONFIG_FILE).write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint config"):
+        read_meta(path)
+
+
+@pytest.mark.parametrize("doc,message", [
+    ({"format": "something-else", "version": 1}, "is not an xdomain checkpoint (format 'something-else'"),
+    ([1, 2, 3], "is not an xdomain checkpoint (format None"),
+    ({"format": "xdomain-checkpoint", "version": 99}, "checkpoint version 99 is not supported (expected 1)"),
+])
+def test_foreign_or_future_config_is_refused(tmp_path: Path, doc: Any, message: str) -> None:
+    path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
+    (path / CONFIG_FILE).write_text(json.dumps(doc))
+    with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
+        load_checkpoint(path)
+
+
+def test_missing_folder_or_file(tmp_path: Path) -> None:
+    with pytest.raises(xdomain.CheckpointError, match=re.escape(f"no checkpoint at {str(tmp_path / 'nope')!r}")):
+        load_checkpoint(tmp_path / "nope")
+    with pytest.raises(xdomain.CheckpointError, match="no checkpoint at"):
+        xdomain.load(tmp_path / "nope")
+    path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
+    (path / TENSORS_FILE).unlink()
+    with pytest.raises(xdomain.CheckpointError, match=f"lacks {TENSORS_FILE}"):
+        load_checkpoint(path)
+
+
+def test_tensors_that_disagree_with_the_config_are_refused(tmp_path: Path) -> None:
+    a = save_checkpoint(tmp_path / "a", _tensors(), {})
+    b = save_checkpoint(tmp_path / "b", {"other": torch.zeros(2)}, {})
+    (a / TENSORS_FILE).write_bytes((b / TENSORS_FILE).read_bytes())
+    with pytest.raises(xdomain.CheckpointError, match="is inconsistent: config lists tensors"):
+        load_checkpoint(a)
+
+
+def test_checkpoint_error_is_a_value_error() -> None:
+    assert issubclass(xdomain.CheckpointError, ValueError)
+
+
+def test_nothing_is_ever_unpickled() -> None:
+    offenders = []
+    for file in sorted(SRC.rglob("*.py")):
+        text = file.read_text()
+        for needle in ("torch.load(", "import pickle", "pickle.load", "weights_only=False", "torch.jit.load",
+                       "use_safetensors=False"):
+            if needle in text:
+                offenders.append(f"{file.relative_to(SRC)}: {needle}")
+    assert offenders == []
+
+
+# -- the checkpoint belongs to its backbone ---------------------------------------------------------
+@pytest.fixture
+def bert_forecaster(tiny_bert: xdomain.LanguageBackbone, tmp_path: Path) -> Path:
+    fc = xdomain.TimeSeriesForecaster(backbone=tiny_bert, lookback=LOOKBACK, horizon=HORIZON, **SMALL_MODEL,
+                                      **FAST_TRAIN).fit(hourly_frame(80))
+    fc.save(tmp_path / "bert")
+    return tmp_path / "bert"
+
+
+def test_loading_onto_another_architecture_names_both_fingerprints(
+        bert_forecaster: Path, tiny_bert: xdomain.LanguageBackbone, tiny_llama: xdomain.LanguageBackbone) -> None:
+    message = (f"fingerprint {tiny_bert.fingerprint()}), but this backbone is 'custom' (2 layers, "
+               f"fingerprint {tiny_llama.fingerprint()})")
+    with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
+        xdomain.load(bert_forecaster, backbone=tiny_llama)
+
+
+def test_loading_onto_a_bert_with_other_weights_is_refused(bert_forecaster: Path, bert_factory: Any) -> None:
+    with pytest.raises(xdomain.CheckpointError, match="checkpoint was made for backbone 'custom'.*fingerprint"):
+        xdomain.load(bert_forecaster, backbone=bert_factory(seed=1))
+
+
+def test_loading_onto_a_truncated_backbone_is_refused(bert_forecaster: Path, bert_factory: Any) -> None:
+    with pytest.raises(xdomain.CheckpointError, match=r"\(2 layers, .*\(1 layers"):
+        xdomain.load(bert_forecaster, backbone=bert_factory(num_layers=1))
+
+
+def test_an_in_memory_backbone_must_be_passed_back(bert_forecaster: Path) -> None:
+    with pytest.raises(xdomain.CheckpointError, match=re.escape("in-memory backbone; pass it as backbone=")):
+        xdomain.load(bert_forecaster)
+
+
+def test_loading_something_that_is_not_a_forecaster(tmp_path: Path) -> None:
+    path = save_checkpoint(tmp_path / "ckpt", _tensors(), {"kind": "Widget"})
+    with pytest.raises(xdomain.CheckpointError, match="holds a 'Widget', expected a TimeSeriesForecaster"):
+        xdomain.load(path)
+
+
+def test_reprogrammer_save_and_load_trained(tiny_bert: xdomain.LanguageBackbone, tiny_llama: Any,
+                                            tmp_path: Path) -> None:
+    set_seed(1)
+    source = build_model(small_config(), tiny_bert)
+    source.save(tmp_path / "r", meta={"purpose": "test"})
+    set_seed(2)
+    target = build_model(small_config(), tiny_bert)
+    x = torch.randn(2, LOOKBACK, 1)
+    with torch.no_grad():
+        assert not torch.equal(source.eval()(x), target.eval()(x))
+        meta = target.load_trained(tmp_path / "r")
+        assert torch.equal(source(x), target(x))
+    assert meta["purpose"] == "test" and meta["backbone"]["fingerprint"] == tiny_bert.fingerprint()
+    with pytest.raises(xdomain.CheckpointError, match="fingerprint"):
+        build_model(small_config(), tiny_llama).load_trained(tmp_path / "r")
+
+
+def test_shape_mismatch_names_the_tensor(tiny_bert: xdomain.LanguageBackbone, tmp_path: Path) -> None:
+    build_model(small_config(num_prototypes=16), tiny_bert).save(tmp_path / "r")
+    other = build_model(small_config(num_prototypes=8), tiny_bert)
+    message = "shape mismatch [('transform.prototype_map.bias', (16,), (8,))"
+    with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
+        other.load_trained(tmp_path / "r")
+    prompt_free = build_model(small_config(model="attention-only"), tiny_bert)
+    with pytest.raises(xdomain.CheckpointError, match=r"missing \['backbone.attention"):
+        prompt_free.load_trained(tmp_path / "r")
