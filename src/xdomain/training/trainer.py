@@ -7,6 +7,7 @@ the evaluation loader never drops its last partial batch.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from xdomain.config import TrainConfig
 from xdomain.training.metrics import ErrorAccumulator
 
 _ACCELERATORS: dict[str, Any] = {}
+logger = logging.getLogger("xdomain.training")
 
 
 def get_accelerator(mixed_precision: str = "no") -> Any:
@@ -56,6 +58,20 @@ class History:
         return self.train_seconds / self.epochs if self.epochs else math.nan
 
 
+def warmup_cosine(total: int, warmup: float = 0.2, floor: float = 0.04) -> Any:
+    """Learning-rate factor per step: linear warm-up over ``warmup`` of the steps, then cosine decay to
+    ``floor`` (the shape of Time-LLM's OneCycle schedule, defined for any number of steps, even 1)."""
+    warm = max(1, int(warmup * total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        progress = min(1.0, (step - warm) / max(1, total - warm))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
 class Trainer:
     """Fit a model that maps ``x (B, L, N)`` to ``y_hat (B, H, N)`` with MSE loss, and evaluate it."""
 
@@ -83,9 +99,7 @@ class Trainer:
             if cfg.max_steps is None
             else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
         )
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=cfg.lr, total_steps=max(total, 1), pct_start=0.2
-        )
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(total, 1)))
         history = History()
         best: dict[str, torch.Tensor] | None = None
         bad_validations = 0
@@ -143,6 +157,8 @@ class Trainer:
                         else:
                             bad_validations += 1
                     history.records.append(record)
+                    logger.info("step %d epoch %.2f %s", history.steps, record["epoch"],
+                                " ".join(f"{k}={v:.4f}" for k, v in record.items() if k.endswith("loss")))
                     val_seconds += time.perf_counter() - val_start
                     if bad_validations >= cfg.patience:
                         history.stopped = "early stopping"
