@@ -1,4 +1,4 @@
-"""f: LanguageBackbone freezes and stays in eval; layer truncation; fingerprints; loading errors; ablations."""
+"""f: LanguageBackbone freezes and stays in eval; layer truncation; fingerprints; load errors; ablations."""
 
 from __future__ import annotations
 
@@ -23,8 +23,15 @@ def factory(request: pytest.FixtureRequest) -> Factory:
 def test_wrapping_freezes_every_parameter(minilm_tokenizer: Any) -> None:
     from transformers import BertConfig, BertModel
 
-    model = BertModel(BertConfig(vocab_size=len(minilm_tokenizer), hidden_size=32, num_hidden_layers=2,
-                                 num_attention_heads=4, intermediate_size=64))
+    model = BertModel(
+        BertConfig(
+            vocab_size=len(minilm_tokenizer),
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=64,
+        )
+    )
     model.train()
     assert all(p.requires_grad for p in model.parameters())
     backbone = LanguageBackbone(model, minilm_tokenizer)
@@ -99,7 +106,9 @@ def test_num_layers_equal_to_the_total_keeps_everything(bert_factory: Factory) -
 
 
 def test_unknown_backbone_names_the_value_offline() -> None:
-    with pytest.raises(ValueError, match=r"unknown backbone 'no-such-model-xyz'.*\['minilm', 'smollm2-135m'\]"):
+    with pytest.raises(
+        ValueError, match=r"unknown backbone 'no-such-model-xyz'.*\['minilm', 'smollm2-135m'\]"
+    ):
         xdomain.load_backbone("no-such-model-xyz")
 
 
@@ -121,8 +130,12 @@ def test_fingerprint_tells_models_apart(bert_factory: Factory, llama_factory: Fa
     assert bert.fingerprint() != llama.fingerprint()
     assert bert.fingerprint() != bert_factory(seed=1).fingerprint()
     assert bert.fingerprint() != bert_factory(num_layers=1).fingerprint()
-    assert bert.spec() == {"kind": "language", "name": "custom", "num_layers": 2,
-                           "fingerprint": bert.fingerprint()}
+    assert bert.spec() == {
+        "kind": "language",
+        "name": "custom",
+        "num_layers": 2,
+        "fingerprint": bert.fingerprint(),
+    }
 
 
 def test_identity_backbone_passes_tokens_through(tiny_bert: LanguageBackbone) -> None:

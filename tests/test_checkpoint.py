@@ -62,8 +62,9 @@ def test_corrupt_tensors_raise_checkpoint_error(tmp_path: Path, damage: str) -> 
     path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
     file = path / TENSORS_FILE
     data = file.read_bytes()
-    file.write_bytes({"truncate": data[: len(data) // 2], "garbage": b"\x00not safetensors" * 10,
-                      "empty": b""}[damage])
+    file.write_bytes(
+        {"truncate": data[: len(data) // 2], "garbage": b"\x00not safetensors" * 10, "empty": b""}[damage]
+    )
     with pytest.raises(xdomain.CheckpointError, match=re.escape(f"corrupt checkpoint tensors {str(file)!r}")):
         load_checkpoint(path)
 
@@ -78,11 +79,17 @@ def test_corrupt_json_raises_checkpoint_error(tmp_path: Path) -> None:
         read_meta(path)
 
 
-@pytest.mark.parametrize("doc,message", [
-    ({"format": "something-else", "version": 1}, "is not an xdomain checkpoint (format 'something-else'"),
-    ([1, 2, 3], "is not an xdomain checkpoint (format None"),
-    ({"format": "xdomain-checkpoint", "version": 99}, "checkpoint version 99 is not supported (expected 1)"),
-])
+@pytest.mark.parametrize(
+    "doc,message",
+    [
+        ({"format": "something-else", "version": 1}, "is not an xdomain checkpoint (format 'something-else'"),
+        ([1, 2, 3], "is not an xdomain checkpoint (format None"),
+        (
+            {"format": "xdomain-checkpoint", "version": 99},
+            "checkpoint version 99 is not supported (expected 1)",
+        ),
+    ],
+)
 def test_foreign_or_future_config_is_refused(tmp_path: Path, doc: Any, message: str) -> None:
     path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
     (path / CONFIG_FILE).write_text(json.dumps(doc))
@@ -91,7 +98,9 @@ def test_foreign_or_future_config_is_refused(tmp_path: Path, doc: Any, message: 
 
 
 def test_missing_folder_or_file(tmp_path: Path) -> None:
-    with pytest.raises(xdomain.CheckpointError, match=re.escape(f"no checkpoint at {str(tmp_path / 'nope')!r}")):
+    with pytest.raises(
+        xdomain.CheckpointError, match=re.escape(f"no checkpoint at {str(tmp_path / 'nope')!r}")
+    ):
         load_checkpoint(tmp_path / "nope")
     with pytest.raises(xdomain.CheckpointError, match="no checkpoint at"):
         xdomain.load(tmp_path / "nope")
@@ -117,8 +126,14 @@ def test_nothing_is_ever_unpickled() -> None:
     offenders = []
     for file in sorted(SRC.rglob("*.py")):
         text = file.read_text()
-        for needle in ("torch.load(", "import pickle", "pickle.load", "weights_only=False", "torch.jit.load",
-                       "use_safetensors=False"):
+        for needle in (
+            "torch.load(",
+            "import pickle",
+            "pickle.load",
+            "weights_only=False",
+            "torch.jit.load",
+            "use_safetensors=False",
+        ):
             if needle in text:
                 offenders.append(f"{file.relative_to(SRC)}: {needle}")
     assert offenders == []
@@ -127,22 +142,28 @@ def test_nothing_is_ever_unpickled() -> None:
 # -- the checkpoint belongs to its backbone ---------------------------------------------------------
 @pytest.fixture
 def bert_forecaster(tiny_bert: xdomain.LanguageBackbone, tmp_path: Path) -> Path:
-    fc = xdomain.TimeSeriesForecaster(backbone=tiny_bert, lookback=LOOKBACK, horizon=HORIZON, **SMALL_MODEL,
-                                      **FAST_TRAIN).fit(hourly_frame(80))
+    fc = xdomain.TimeSeriesForecaster(
+        backbone=tiny_bert, lookback=LOOKBACK, horizon=HORIZON, **SMALL_MODEL, **FAST_TRAIN
+    ).fit(hourly_frame(80))
     fc.save(tmp_path / "bert")
     return tmp_path / "bert"
 
 
 def test_loading_onto_another_architecture_names_both_fingerprints(
-        bert_forecaster: Path, tiny_bert: xdomain.LanguageBackbone, tiny_llama: xdomain.LanguageBackbone) -> None:
-    message = (f"fingerprint {tiny_bert.fingerprint()}), but this backbone is 'custom' (2 layers, "
-               f"fingerprint {tiny_llama.fingerprint()})")
+    bert_forecaster: Path, tiny_bert: xdomain.LanguageBackbone, tiny_llama: xdomain.LanguageBackbone
+) -> None:
+    message = (
+        f"fingerprint {tiny_bert.fingerprint()}), but this backbone is 'custom' (2 layers, "
+        f"fingerprint {tiny_llama.fingerprint()})"
+    )
     with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
         xdomain.load(bert_forecaster, backbone=tiny_llama)
 
 
 def test_loading_onto_a_bert_with_other_weights_is_refused(bert_forecaster: Path, bert_factory: Any) -> None:
-    with pytest.raises(xdomain.CheckpointError, match="checkpoint was made for backbone 'custom'.*fingerprint"):
+    with pytest.raises(
+        xdomain.CheckpointError, match=r"checkpoint was made for backbone 'custom'.*fingerprint"
+    ):
         xdomain.load(bert_forecaster, backbone=bert_factory(seed=1))
 
 
@@ -162,8 +183,9 @@ def test_loading_something_that_is_not_a_forecaster(tmp_path: Path) -> None:
         xdomain.load(path)
 
 
-def test_reprogrammer_save_and_load_trained(tiny_bert: xdomain.LanguageBackbone, tiny_llama: Any,
-                                            tmp_path: Path) -> None:
+def test_reprogrammer_save_and_load_trained(
+    tiny_bert: xdomain.LanguageBackbone, tiny_llama: Any, tmp_path: Path
+) -> None:
     set_seed(1)
     source = build_model(small_config(), tiny_bert)
     source.save(tmp_path / "r", meta={"purpose": "test"})

@@ -11,17 +11,52 @@ import pytest
 
 from xdomain.config import ForecastConfig, TrainConfig
 
-NON_DEFAULT_FORECAST = dict(lookback=64, horizon=16, model="attention-only", backbone="some/model",
-                            backbone_layers=2, patch_len=8, stride=4, d_model=8, n_heads=2, d_keys=8,
-                            num_prototypes=16, d_ff=16, dropout=0.0, prompt=False, description="toy data",
-                            top_k_lags=3, moving_avg=7)
-NON_DEFAULT_TRAIN = dict(epochs=2, batch_size=4, lr=0.01, weight_decay=0.1, patience=1, seed=3,
-                         train_fraction=0.25, max_steps=7, max_train_seconds=1.5, val_every=2, val_windows=9,
-                         eval_batch_size=5, mixed_precision="bf16", progress=False)
+NON_DEFAULT_FORECAST = dict(
+    lookback=64,
+    horizon=16,
+    model="attention-only",
+    backbone="some/model",
+    backbone_layers=2,
+    patch_len=8,
+    stride=4,
+    d_model=8,
+    n_heads=2,
+    d_keys=8,
+    num_prototypes=16,
+    d_ff=16,
+    dropout=0.0,
+    prompt=False,
+    description="toy data",
+    top_k_lags=3,
+    moving_avg=7,
+)
+NON_DEFAULT_TRAIN = dict(
+    epochs=2,
+    batch_size=4,
+    lr=0.01,
+    weight_decay=0.1,
+    patience=1,
+    seed=3,
+    train_fraction=0.25,
+    max_steps=7,
+    max_train_seconds=1.5,
+    val_every=2,
+    val_windows=9,
+    eval_batch_size=5,
+    mixed_precision="bf16",
+    progress=False,
+)
 
 
-@pytest.mark.parametrize("cls,values", [(ForecastConfig, {}), (ForecastConfig, NON_DEFAULT_FORECAST),
-                                        (TrainConfig, {}), (TrainConfig, NON_DEFAULT_TRAIN)])
+@pytest.mark.parametrize(
+    "cls,values",
+    [
+        (ForecastConfig, {}),
+        (ForecastConfig, NON_DEFAULT_FORECAST),
+        (TrainConfig, {}),
+        (TrainConfig, NON_DEFAULT_TRAIN),
+    ],
+)
 def test_dict_and_json_round_trip(cls: Any, values: dict[str, Any]) -> None:
     config = cls(**values)
     assert cls.from_dict(config.to_dict()) == config
@@ -42,37 +77,45 @@ def test_from_dict_rejects_unknown_keys_by_name(cls: Any) -> None:
         cls.from_dict({**cls().to_dict(), "bogus_key": 1})
 
 
-@pytest.mark.parametrize("values,message", [
-    ({"lookback": 0}, "lookback must be a positive integer, got 0"),
-    ({"lookback": -5}, "lookback must be a positive integer, got -5"),
-    ({"horizon": 0}, "horizon must be a positive integer, got 0"),
-    ({"horizon": -1}, "horizon must be a positive integer, got -1"),
-    ({"lookback": 12.5}, "lookback must be a positive integer, got 12.5"),
-    ({"lookback": True}, "lookback must be a positive integer, got True"),
-    ({"num_prototypes": 0}, "num_prototypes must be a positive integer, got 0"),
-    ({"model": "gpt-9"}, "model must be one of ('reprogram', 'no-backbone', 'attention-only', 'dlinear'), "
-                         "got 'gpt-9'"),
-    ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
-    ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
-    ({"backbone_layers": 0}, "backbone_layers must be a positive integer or None, got 0"),
-    ({"lookback": 8, "patch_len": 16}, "patch_len (16) must not exceed lookback (8)"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"lookback": 0}, "lookback must be a positive integer, got 0"),
+        ({"lookback": -5}, "lookback must be a positive integer, got -5"),
+        ({"horizon": 0}, "horizon must be a positive integer, got 0"),
+        ({"horizon": -1}, "horizon must be a positive integer, got -1"),
+        ({"lookback": 12.5}, "lookback must be a positive integer, got 12.5"),
+        ({"lookback": True}, "lookback must be a positive integer, got True"),
+        ({"num_prototypes": 0}, "num_prototypes must be a positive integer, got 0"),
+        (
+            {"model": "gpt-9"},
+            "model must be one of ('reprogram', 'no-backbone', 'attention-only', 'dlinear'), got 'gpt-9'",
+        ),
+        ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+        ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
+        ({"backbone_layers": 0}, "backbone_layers must be a positive integer or None, got 0"),
+        ({"lookback": 8, "patch_len": 16}, "patch_len (16) must not exceed lookback (8)"),
+    ],
+)
 def test_forecast_config_rejects_bad_values(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         ForecastConfig(**values)
 
 
-@pytest.mark.parametrize("values,message", [
-    ({"train_fraction": 0.0}, "train_fraction must be in (0, 1], got 0.0"),
-    ({"train_fraction": 1.5}, "train_fraction must be in (0, 1], got 1.5"),
-    ({"train_fraction": -0.2}, "train_fraction must be in (0, 1], got -0.2"),
-    ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
-    ({"epochs": -1}, "epochs must be a positive integer, got -1"),
-    ({"lr": 0.0}, "lr must be positive, got 0.0"),
-    ({"max_steps": 0}, "max_steps must be a positive integer or None, got 0"),
-    ({"val_windows": -3}, "val_windows must be a positive integer or None, got -3"),
-    ({"mixed_precision": "fp8"}, "mixed_precision must be 'no', 'bf16' or 'fp16', got 'fp8'"),
-])
+@pytest.mark.parametrize(
+    "values,message",
+    [
+        ({"train_fraction": 0.0}, "train_fraction must be in (0, 1], got 0.0"),
+        ({"train_fraction": 1.5}, "train_fraction must be in (0, 1], got 1.5"),
+        ({"train_fraction": -0.2}, "train_fraction must be in (0, 1], got -0.2"),
+        ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
+        ({"epochs": -1}, "epochs must be a positive integer, got -1"),
+        ({"lr": 0.0}, "lr must be positive, got 0.0"),
+        ({"max_steps": 0}, "max_steps must be a positive integer or None, got 0"),
+        ({"val_windows": -3}, "val_windows must be a positive integer or None, got -3"),
+        ({"mixed_precision": "fp8"}, "mixed_precision must be 'no', 'bf16' or 'fp16', got 'fp8'"),
+    ],
+)
 def test_train_config_rejects_bad_values(values: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
         TrainConfig(**values)
@@ -83,13 +126,22 @@ def test_from_dict_validates_values_too() -> None:
         ForecastConfig.from_dict({"horizon": 0})
 
 
-@pytest.mark.parametrize("lookback,patch_len,stride,expected", [(512, 16, 8, 64), (96, 16, 8, 12),
-                                                                (32, 8, 4, 8), (33, 8, 4, 8), (8, 8, 4, 2)])
+@pytest.mark.parametrize(
+    "lookback,patch_len,stride,expected",
+    [(512, 16, 8, 64), (96, 16, 8, 12), (32, 8, 4, 8), (33, 8, 4, 8), (8, 8, 4, 2)],
+)
 def test_num_patches(lookback: int, patch_len: int, stride: int, expected: int) -> None:
     assert ForecastConfig(lookback=lookback, patch_len=patch_len, stride=stride).num_patches == expected
 
 
 def test_defaults_are_the_time_llm_ones() -> None:
     c = ForecastConfig()
-    assert (c.patch_len, c.stride, c.d_model, c.n_heads, c.d_keys, c.num_prototypes, c.d_ff) == \
-        (16, 8, 32, 8, 128, 1000, 128)
+    assert (c.patch_len, c.stride, c.d_model, c.n_heads, c.d_keys, c.num_prototypes, c.d_ff) == (
+        16,
+        8,
+        32,
+        8,
+        128,
+        1000,
+        128,
+    )

