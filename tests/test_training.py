@@ -154,7 +154,7 @@ def test_set_seed_makes_torch_deterministic() -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: Trainer uses one process-wide Accelerator (trainer.py:25-32) and "
+    reason="BUG: Trainer uses one process-wide Accelerator (training/trainer.py:23-35, 95, 193) and "
     "Accelerator.prepare keeps every model, optimizer and dataloader it prepares: a finished "
     "trainer's model is never freed",
 )

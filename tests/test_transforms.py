@@ -117,7 +117,7 @@ def test_loading_weights_invalidates_the_cache(tiny_bert: LanguageBackbone) -> N
     strict=True,
     reason="BUG: the eval-mode prototype cache keys on tensor._version, which an "
     "in-place update through .data does not bump: the cache goes stale "
-    "(transforms/patch_reprogramming.py:112-115)",
+    "(transforms/patch_reprogramming.py:121-126)",
 )
 def test_in_place_data_update_invalidates_the_cache(tiny_bert: LanguageBackbone) -> None:
     t = _bound_transform(tiny_bert).eval()

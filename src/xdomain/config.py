@@ -118,7 +118,9 @@ class TrainConfig(ConfigBase):
         default=None,
         metadata={"help": "validate on this many evenly spaced validation windows (default: all)"},
     )
-    eval_batch_size: int = field(default=64, metadata={"help": "windows per batch at evaluation"})
+    eval_batch_size: int = field(
+        default=256, metadata={"help": "windows per batch at evaluation (large batches are faster on a CPU)"}
+    )
     mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16 (Accelerate)"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
 

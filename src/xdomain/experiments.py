@@ -157,10 +157,9 @@ def plot_forecasts(
     window: int = -1,
 ) -> Path:
     """Plot one test window of ``channel``: the history, the truth and every model's forecast."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # a Figure with its own Agg canvas: no pyplot, so the caller's matplotlib backend is left alone
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     fitted = [r for r in results if r.forecaster is not None]
     if not fitted:
@@ -172,7 +171,9 @@ def plot_forecasts(
     start = window % n
     x = series[start : start + cfg.lookback]
     y = series[start + cfg.lookback : start + cfg.lookback + cfg.horizon]
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     shown = min(cfg.lookback, 192)
     t_hist = np.arange(-shown, 0)
     t_future = np.arange(cfg.horizon)
@@ -190,7 +191,6 @@ def plot_forecasts(
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
@@ -199,16 +199,15 @@ def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
     base = next((r for r in results if r.model == baseline), None)
     lines = [
         "| model | test MSE | test MAE | MSE / " + baseline + " | val MSE | trainable params | train windows "
-        "| steps | s / epoch | infer windows / s | peak MB | stopped |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| steps | epochs | train s | s / epoch | infer windows / s | peak MB | stopped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         ratio = f"{r.mse / base.mse:.3f}" if base is not None else "-"
         lines.append(
             f"| {r.model} | {r.mse:.4f} | {r.mae:.4f} | {ratio} | {r.val_mse:.4f} | {r.trainable_params:,} | "
-            f"{r.train_windows:,} | {r.steps} | {r.seconds_per_epoch:.1f} | "
-            f"{r.infer_windows_per_second:.1f} | "
-            f"{r.peak_memory_mb:.0f} | {r.stopped} |"
+            f"{r.train_windows:,} | {r.steps} | {r.epochs:.2f} | {r.train_seconds:.1f} | "
+            f"{r.seconds_per_epoch:.1f} | {r.infer_windows_per_second:.1f} | {r.peak_memory_mb:.0f} | {r.stopped} |"
         )
     return "\n".join(lines)
 

@@ -68,6 +68,9 @@ class TimeSeriesForecaster:
         self.fill = fill
         model_opts, train_opts = _split_options(options)
         name = backbone if isinstance(backbone, str) else backbone.name
+        if isinstance(backbone, LanguageBackbone) and model_opts.get("backbone_layers") is None:
+            # a truncated backbone object: record its depth so that load() by name rebuilds the same model
+            model_opts["backbone_layers"] = backbone.num_layers
         # the configs validate every setting now, before any data or weights are touched
         self.config = ForecastConfig(
             lookback=lookback, horizon=horizon, model=model, backbone=name, **model_opts

@@ -1,0 +1,100 @@
+"""The command line: help, a short real run on ETTh1, and errors as exit code 2 with a message."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import xdomain
+from xdomain.cli import main
+
+
+def test_help_exits_zero_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: xdomain")
+    assert "forecast" in out and "bench" in out
+
+
+def test_forecast_help_lists_the_models(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["forecast", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--lookback" in out and "--max-steps" in out
+    assert "reprogram,no-backbone,attention-only,dlinear" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"xdomain {xdomain.__version__}"
+
+
+def test_unknown_dataset_is_exit_code_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forecast", "--dataset", "weather", "--model", "dlinear", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "xdomain: error: unknown ETT data set 'weather'; expected one of ['ETTh1', 'ETTh2', 'ETTm1', 'ETTm2']"
+        in err
+    )
+
+
+def test_bad_setting_is_exit_code_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["forecast", "--model", "dlinear", "--lookback", "0"]) == 2
+    assert "xdomain: error: lookback must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_unknown_model_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["forecast", "--model", "arima"])
+    assert info.value.code == 2
+    assert "invalid choice: 'arima'" in capsys.readouterr().err
+
+
+def test_forecast_dlinear_on_etth1(
+    etth1_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    code = main(
+        [
+            "forecast",
+            "--model",
+            "dlinear",
+            "--lookback",
+            "96",
+            "--horizon",
+            "24",
+            "--max-steps",
+            "5",
+            "--val-windows",
+            "50",
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| model | test MSE |") and "| dlinear |" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["dataset"] == "ETTh1"
+    (result,) = metrics["results"]
+    assert result["model"] == "dlinear" and result["steps"] == 5 and result["stopped"] == "max steps"
+    assert math.isfinite(result["mse"]) and math.isfinite(result["mae"]) and 0 < result["mae"] < 5
+    assert result["test_windows"] == 7 * (2880 - 24 + 1)  # every window of every channel of the test split
+    png = (out / "forecast.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    loaded = xdomain.load(out / "dlinear")
+    assert (loaded.config.lookback, loaded.config.horizon, loaded.config.model) == (96, 24, "dlinear")
+    assert sorted(loaded.scaler_) == sorted(["HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT"])
+    assert loaded.predict_array(np.zeros((2, 96, 7))).shape == (2, 24, 7)
+    pred = loaded.predict(xdomain.datasets.load_ett("ETTh1").iloc[:200])
+    assert pred.shape == (24, 7) and np.isfinite(pred.to_numpy()).all()
