@@ -207,7 +207,8 @@ def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
         lines.append(
             f"| {r.model} | {r.mse:.4f} | {r.mae:.4f} | {ratio} | {r.val_mse:.4f} | {r.trainable_params:,} | "
             f"{r.train_windows:,} | {r.steps} | {r.epochs:.2f} | {r.train_seconds:.1f} | "
-            f"{r.seconds_per_epoch:.1f} | {r.infer_windows_per_second:.1f} | {r.peak_memory_mb:.0f} | {r.stopped} |"
+            f"{r.seconds_per_epoch:.1f} | {r.infer_windows_per_second:.1f} | {r.peak_memory_mb:.0f} | "
+            f"{r.stopped} |"
         )
     return "\n".join(lines)
 
