@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-step-cost", action="store_true")
+    p.add_argument("--step-cost-only", action="store_true", help="measure the step cost, train nothing")
+    p.add_argument("--step-batch-sizes", type=int, nargs="+", default=None,
+                   help="batch sizes for the step-cost measurement (default: --batch-size)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     if args.threads:
@@ -155,8 +158,13 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
     }
     if backbone is not None and "reprogram" in args.models and not args.no_step_cost:
-        cost = step_cost(configs[args.models.index("reprogram")], train, backbone, splits)
+        costs = []
+        for size in args.step_batch_sizes or [args.batch_size]:
+            sized = TrainConfig.from_dict({**train.to_dict(), "batch_size": size})
+            costs.append(step_cost(configs[args.models.index("reprogram")], sized, backbone, splits))
+        cost = costs[0]
         doc["step_cost"] = cost
+        doc["step_costs"] = costs
         print(
             f"step cost: {cost['step_seconds']:.2f} s per training step vs "
             f"{cost['backbone_fwd_bwd_seconds']:.2f} s bare backbone fwd+bwd on the same "
@@ -164,6 +172,19 @@ def main(argv: list[str] | None = None) -> int:
             f" tokens: ratio {cost['ratio']:.2f} (target <= 1.3)",
             flush=True,
         )
+        for c in costs[1:]:
+            print(f"  batch {c['series_per_step']:.0f}: ratio {c['ratio']:.2f}", flush=True)
+    if args.step_cost_only:
+        stem = RESULTS / f"forecast_{splits.name.lower()}_step_cost"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
+        lines = ["| series per step | tokens per series | step s | bare backbone fwd+bwd s | ratio |",
+                 "|---|---|---|---|---|"]
+        lines += [f"| {c['series_per_step']:.0f} | {c['tokens_per_series']:.0f} | {c['step_seconds']:.2f} | "
+                  f"{c['backbone_fwd_bwd_seconds']:.2f} | {c['ratio']:.2f} |" for c in doc.get("step_costs", [])]
+        stem.with_suffix(".md").write_text(f"Command: `{doc['command']}`\n\n" + "\n".join(lines) + "\n")
+        print("\n".join(lines))
+        return 0
     results = []
     for cfg in configs:
         print(f"training {cfg.model} ({args.protocol}) ...", flush=True)
