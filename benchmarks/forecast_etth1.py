@@ -180,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
         lines = ["| series per step | tokens per series | step s | bare backbone fwd+bwd s | ratio |",
                  "|---|---|---|---|---|"]
-        lines += [f"| {c['series_per_step']:.0f} | {c['tokens_per_series']:.0f} | {c['step_seconds']:.2f} | "
-                  f"{c['backbone_fwd_bwd_seconds']:.2f} | {c['ratio']:.2f} |" for c in doc.get("step_costs", [])]
+        lines += [
+            f"| {c['series_per_step']:.0f} | {c['tokens_per_series']:.0f} | {c['step_seconds']:.2f} | "
+            f"{c['backbone_fwd_bwd_seconds']:.2f} | {c['ratio']:.2f} |"
+            for c in costs
+        ]
         stem.with_suffix(".md").write_text(f"Command: `{doc['command']}`\n\n" + "\n".join(lines) + "\n")
         print("\n".join(lines))
         return 0
