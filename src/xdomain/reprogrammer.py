@@ -9,12 +9,14 @@ import torch
 from torch import nn
 
 from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from xdomain.registry import ADAPTERS, HEADS, TRANSFORMS
 
 
 class Reprogrammer(nn.Module):
     """Compose a domain adapter, an input transform I, an optional prompt c, a frozen backbone f and a head O.
 
-    The backbone is frozen here whatever it was before (unless it declares ``frozen = False``, as the
+    Each part may be given as an instance or by its registered name (``"minilm"``,
+    ``"patch-reprogramming"``, ``"time-series"``, ``"prompt-as-prefix"``). The backbone is frozen here whatever it was before (unless it declares ``frozen = False``, as the
     trainable ablation stand-ins do); the transform, prompt and head are bound to it, so sizes that
     depend on the backbone (hidden size, vocabulary) are read from it, never typed by the user.
 
@@ -39,6 +41,15 @@ class Reprogrammer(nn.Module):
         lookback: int | None = None,
     ) -> None:
         super().__init__()
+        # a registered name or an instance, wherever a part is asked for
+        if isinstance(backbone, str):
+            from xdomain.backbones.language import load_backbone
+
+            backbone = load_backbone(backbone)
+        transform = TRANSFORMS.resolve(transform)
+        head = HEADS.resolve(head)
+        adapter = ADAPTERS.resolve(adapter) if adapter is not None else None
+        prompt = TRANSFORMS.resolve(prompt) if prompt is not None else None
         if getattr(backbone, "frozen", True):
             for p in backbone.parameters():
                 p.requires_grad_(False)

