@@ -167,12 +167,6 @@ def test_loading_onto_a_bert_with_other_weights_is_refused(bert_forecaster: Path
         xdomain.load(bert_forecaster, backbone=bert_factory(seed=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: LanguageBackbone.fingerprint hashes only the config and a sample of the word embeddings "
-    "(backbones/language.py:108-116), so a backbone whose transformer layers differ (fine-tuned with "
-    "frozen embeddings, another checkpoint of the same base) passes the check and loads silently",
-)
 def test_loading_onto_a_bert_with_other_layer_weights_is_refused(
     bert_forecaster: Path, bert_factory: Any
 ) -> None:
@@ -188,12 +182,6 @@ def test_loading_onto_a_truncated_backbone_is_refused(bert_forecaster: Path, ber
         xdomain.load(bert_forecaster, backbone=bert_factory(num_layers=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a checkpoint loaded onto a backbone of another depth raises a plain ValueError from "
-    "models.py:52 (_language) instead of CheckpointError, so `except xdomain.CheckpointError` misses "
-    "this 'made for something else' case",
-)
 def test_loading_onto_a_truncated_backbone_is_a_checkpoint_error(
     bert_forecaster: Path, bert_factory: Any
 ) -> None:

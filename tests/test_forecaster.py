@@ -174,12 +174,6 @@ def test_saved_settings_and_scaler_survive_a_reload(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(loaded.predict(frame), fc.predict(frame), check_exact=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: fill= is not validated at construction (forecaster.py:68-71 says every setting is "
-    "validated up front) nor on clean data (datasets/frames.py:37 returns before the check at :45): "
-    "a typo such as fill='fffill' passes silently until a NaN appears",
-)
 def test_bad_fill_fails_at_construction() -> None:
     with pytest.raises(
         ValueError, match=re.escape("fill must be one of ('ffill', 'interpolate', 'zero') or None")
@@ -187,12 +181,6 @@ def test_bad_fill_fails_at_construction() -> None:
         xdomain.TimeSeriesForecaster(lookback=LOOKBACK, horizon=HORIZON, fill="fffill")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: integer column labels come back as strings ('0', '1') because "
-    "frame_to_table stores str(column) (datasets/frames.py:98); predict's "
-    "columns no longer match the input's",
-)
 def test_integer_column_labels_are_kept() -> None:
     frame = pd.DataFrame(hourly_frame(80).to_numpy(), index=hourly_frame(80).index)  # columns 0, 1
     pred = (
@@ -201,11 +189,6 @@ def test_integer_column_labels_are_kept() -> None:
     assert list(pred.columns) == [0, 1]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: integer unique_id values come back as strings, so the forecast "
-    "cannot be merged back onto the input (datasets/frames.py:76)",
-)
 def test_integer_unique_ids_are_kept() -> None:
     wide = hourly_frame(80)
     long = (
@@ -219,12 +202,6 @@ def test_integer_unique_ids_are_kept() -> None:
     assert sorted(pred["unique_id"].unique()) == [1, 2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a forecaster fitted without val_df saves history.best_val_loss = "
-    "inf, and json.dumps writes it as the non-standard token Infinity: config.json is not "
-    "valid JSON for other readers (checkpoint.py:45, forecaster.py:191)",
-)
 def test_checkpoint_config_is_strict_json(tmp_path: Path) -> None:
     xdomain.TimeSeriesForecaster(lookback=LOOKBACK, horizon=HORIZON, **DLINEAR).fit(hourly_frame(80)).save(
         tmp_path / "m"

@@ -23,12 +23,12 @@ def test_wide_frame() -> None:
         assert arr.dtype == np.float32
         np.testing.assert_array_equal(arr, df[name].to_numpy(dtype=np.float32))
     assert table.last_stamp == [df.index[-1]] * 2
-    assert table.freq == pd.tseries.frequencies.to_offset("h")
+    assert table.freqs[0] == pd.tseries.frequencies.to_offset("h")
 
 
 def test_wide_frame_with_a_plain_index_has_no_frequency() -> None:
     table = frame_to_table(pd.DataFrame({"a": [1.0, 2.0, 3.0], "b": [1, 2, 3]}))
-    assert table.freq is None and table.last_stamp == [2, 2]
+    assert table.freqs[0] is None and table.last_stamp == [2, 2]
     assert table.arrays[1].tolist() == [1.0, 2.0, 3.0]  # integer columns are numbers too
 
 
@@ -45,7 +45,7 @@ def test_long_frame_sorted_by_id_and_time() -> None:
     assert table.layout == "long" and table.names == ["s1", "s2"]
     assert [a.tolist() for a in table.arrays] == [[11.0, 12.0, 13.0, 14.0], [20.0, 21.0, 22.0]]
     assert table.last_stamp == [ds[3], ds[2]]
-    assert table.freq == pd.tseries.frequencies.to_offset("D")
+    assert table.freqs[0] == pd.tseries.frequencies.to_offset("D")
 
 
 def test_non_numeric_column_is_named() -> None:
@@ -200,12 +200,6 @@ def test_window_dataset_errors_name_the_numbers() -> None:
         WindowDataset([], lookback=4, horizon=2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: WindowDataset keeps a view of a float32 caller array "
-    "(np.asarray + torch.from_numpy share memory) and items are views of it, so writing to an "
-    "item writes into the user's array; the module promises copies (datasets/frames.py:6, 126-135)",
-)
 def test_windows_are_copies_of_the_callers_array() -> None:
     arr = np.arange(12, dtype=np.float32)
     ds = WindowDataset([arr], lookback=4, horizon=2)
@@ -241,12 +235,6 @@ def test_few_shot_rows_by_hand() -> None:
     assert few_shot_rows(8640, 512, 1.0) == 8640
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: few_shot_rows truncates a float product, so fractions that are not "
-    "exact in binary lose a row: (105 - 5) * 0.29 = 28.999999999999996 -> 28, Time-LLM gives 29 "
-    "(datasets/frames.py:163)",
-)
 @pytest.mark.parametrize("percent", [29, 57, 58])
 def test_few_shot_rows_do_not_lose_a_row_to_float_rounding(percent: int) -> None:
     assert few_shot_rows(105, 5, percent / 100) == _time_llm_rows(105, 5, percent)

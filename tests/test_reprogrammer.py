@@ -51,22 +51,14 @@ def test_head_binding_needs_the_lookback(tiny_bert: xdomain.LanguageBackbone) ->
         xdomain.Reprogrammer(tiny_bert, _transform(), FlattenHead(HORIZON))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: the head 'flatten' cannot be given by name as the Reprogrammer docstring promises: "
-    "HEADS.resolve('flatten') calls FlattenHead() without the required horizon (reprogrammer.py:50)",
-)
 def test_head_by_name(tiny_bert: xdomain.LanguageBackbone) -> None:
-    model = xdomain.Reprogrammer(tiny_bert, _transform(), "flatten", adapter="time-series", lookback=LOOKBACK)
+    model = xdomain.Reprogrammer(
+        tiny_bert, _transform(), "flatten", adapter="time-series", lookback=LOOKBACK, horizon=HORIZON
+    )
+    assert model.head.horizon == HORIZON
     assert isinstance(model.head, FlattenHead)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a prompt given by name is built with PromptAsPrefix's defaults (lookback 512, horizon 96), "
-    "not the model's lookback: the prompt text quotes the wrong lengths (reprogrammer.py:52)",
-)
 def test_prompt_by_name_quotes_the_models_lookback(tiny_bert: xdomain.LanguageBackbone) -> None:
     model = xdomain.Reprogrammer(
         tiny_bert,
@@ -77,3 +69,8 @@ def test_prompt_by_name_quotes_the_models_lookback(tiny_bert: xdomain.LanguageBa
         lookback=LOOKBACK,
     )
     assert model.prompt.lookback == LOOKBACK
+
+
+def test_head_by_name_without_a_horizon_is_a_clear_error(tiny_bert: xdomain.LanguageBackbone) -> None:
+    with pytest.raises(ValueError, match=r"needs lookback= and horizon=.*horizon=None"):
+        xdomain.Reprogrammer(tiny_bert, _transform(), "flatten", adapter="time-series", lookback=LOOKBACK)

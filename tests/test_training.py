@@ -152,12 +152,6 @@ def test_set_seed_makes_torch_deterministic() -> None:
     assert torch.equal(a, torch.randn(4))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Trainer uses one process-wide Accelerator (training/trainer.py:23-35, 95, 193) and "
-    "Accelerator.prepare keeps every model, optimizer and dataloader it prepares: a finished "
-    "trainer's model is never freed",
-)
 def test_a_finished_trainer_does_not_keep_its_model_alive() -> None:
     model = DLinear(LOOKBACK, HORIZON, 5)
     ref = weakref.ref(model)

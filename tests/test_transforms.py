@@ -113,12 +113,6 @@ def test_loading_weights_invalidates_the_cache(tiny_bert: LanguageBackbone) -> N
     torch.testing.assert_close(after, t(z).detach())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the eval-mode prototype cache keys on tensor._version, which an "
-    "in-place update through .data does not bump: the cache goes stale "
-    "(transforms/patch_reprogramming.py:121-126)",
-)
 def test_in_place_data_update_invalidates_the_cache(tiny_bert: LanguageBackbone) -> None:
     t = _bound_transform(tiny_bert).eval()
     z = torch.randn(2, 32)

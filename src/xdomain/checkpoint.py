@@ -6,6 +6,7 @@ Nothing is unpickled on load: JSON and safetensors cannot carry code.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -22,6 +23,17 @@ TENSORS_FILE = "model.safetensors"
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, corrupt, or was made for something else."""
+
+
+def _json_safe(value: Any) -> Any:
+    """JSON has no Infinity/NaN: non-finite floats (a validation loss never measured) become null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
 
 
 def save_checkpoint(
@@ -42,7 +54,7 @@ def save_checkpoint(
             **meta,
             "tensors": {k: list(v.shape) for k, v in flat.items()},
         }
-        (tmp / CONFIG_FILE).write_text(json.dumps(doc, indent=2, sort_keys=True))
+        (tmp / CONFIG_FILE).write_text(json.dumps(_json_safe(doc), indent=2, sort_keys=True, allow_nan=False))
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             if old.exists():

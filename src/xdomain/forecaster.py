@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from typing import Any
 
@@ -14,7 +15,7 @@ from torch import nn
 from xdomain.backbones.language import LanguageBackbone
 from xdomain.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
 from xdomain.config import ForecastConfig, TrainConfig
-from xdomain.datasets.frames import SeriesTable, WindowDataset, few_shot_rows, frame_to_table
+from xdomain.datasets.frames import SeriesTable, WindowDataset, check_fill, few_shot_rows, frame_to_table
 from xdomain.models import build_model, needs_backbone
 from xdomain.reprogrammer import check_backbone, load_trainable_state_dict, trainable_state_dict
 from xdomain.training.trainer import History, Trainer, set_seed
@@ -64,6 +65,7 @@ class TimeSeriesForecaster:
         fill: str | None = None,
         **options: Any,
     ) -> None:
+        check_fill(fill)
         self.backbone = backbone
         self.fill = fill
         model_opts, train_opts = _split_options(options)
@@ -156,20 +158,20 @@ class TimeSeriesForecaster:
         x = np.stack([s[-cfg.lookback :] for s in scaled])[:, :, None]  # (S, L, 1)
         y = self.predict_array(x)[:, :, 0]  # (S, H)
         frames = []
-        for i, name in enumerate(table.names):
+        for i, (name, label) in enumerate(zip(table.names, table.labels, strict=True)):
             mean, std = self.scaler_.get(name) or (
                 float(table.arrays[i].mean()),
                 float(table.arrays[i].std()) or 1.0,
             )
             values = y[i] * std + mean
-            last = table.last_stamp[i]
-            if table.freq is not None:
-                index: pd.Index = pd.date_range(start=last + table.freq, periods=cfg.horizon, freq=table.freq)
+            last, freq = table.last_stamp[i], table.freqs[i]
+            if freq is not None:
+                index: pd.Index = pd.date_range(start=last + freq, periods=cfg.horizon, freq=freq)
             elif isinstance(last, (int, np.integer)):
                 index = pd.RangeIndex(int(last) + 1, int(last) + 1 + cfg.horizon)
             else:
                 index = pd.RangeIndex(1, cfg.horizon + 1)
-            frames.append(pd.Series(values, index=index, name=name))
+            frames.append(pd.Series(values, index=index, name=label))
         if table.layout == "wide":
             out = pd.concat(frames, axis=1)
             out.index.name = history_df.index.name
@@ -222,6 +224,12 @@ class TimeSeriesForecaster:
             **options,
         )
         tensors, _ = load_checkpoint(path)
+        depth = config.backbone_layers
+        if backbone is not None and depth is not None and backbone.num_layers != depth:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} was made with {depth} backbone layers, the given backbone has "
+                f"{backbone.num_layers} ({backbone.name!r})"
+            )
         model = fc._build()
         if hasattr(model, "backbone"):
             check_backbone(saved, model.backbone)
@@ -229,6 +237,11 @@ class TimeSeriesForecaster:
         model.eval()
         fc.model_ = model
         fc.scaler_ = {k: (float(v[0]), float(v[1])) for k, v in meta.get("scaler", {}).items()}
+        if meta.get("history"):
+            hist = dict(meta["history"])
+            if hist.get("best_val_loss") is None:
+                hist["best_val_loss"] = math.inf
+            fc.history_ = History(**hist)
         return fc
 
 

@@ -16,9 +16,11 @@ class Reprogrammer(nn.Module):
     """Compose a domain adapter, an input transform I, an optional prompt c, a frozen backbone f and a head O.
 
     Each part may be given as an instance or by its registered name (``"minilm"``,
-    ``"patch-reprogramming"``, ``"time-series"``, ``"prompt-as-prefix"``). The backbone is frozen here whatever it was before (unless it declares ``frozen = False``, as the
-    trainable ablation stand-ins do); the transform, prompt and head are bound to it, so sizes that
-    depend on the backbone (hidden size, vocabulary) are read from it, never typed by the user.
+    ``"patch-reprogramming"``, ``"flatten"``, ``"time-series"``, ``"prompt-as-prefix"``; a head or
+    prompt by name needs ``lookback`` and ``horizon``). The backbone is frozen here whatever it was
+    before (unless it declares ``frozen = False``, as the trainable ablation stand-ins do); the
+    transform, prompt and head are bound to it, so sizes that depend on the backbone (hidden size,
+    vocabulary) are read from it, never typed by the user.
 
     Shapes:
         - input: whatever the adapter encodes (time series: ``(B, L, N)``)
@@ -39,6 +41,7 @@ class Reprogrammer(nn.Module):
         adapter: Any = None,
         prompt: Any = None,
         lookback: int | None = None,
+        horizon: int | None = None,
     ) -> None:
         super().__init__()
         # a registered name or an instance, wherever a part is asked for
@@ -47,9 +50,16 @@ class Reprogrammer(nn.Module):
 
             backbone = load_backbone(backbone)
         transform = TRANSFORMS.resolve(transform)
-        head = HEADS.resolve(head)
+        if horizon is None:
+            horizon = getattr(head, "horizon", None)
+        if isinstance(head, str) or isinstance(prompt, str):
+            if lookback is None or horizon is None:
+                raise ValueError("a head or prompt given by name needs lookback= and horizon=, got "
+                                 f"lookback={lookback!r}, horizon={horizon!r}")
+        head = HEADS.resolve(head, horizon=horizon)
         adapter = ADAPTERS.resolve(adapter) if adapter is not None else None
-        prompt = TRANSFORMS.resolve(prompt) if prompt is not None else None
+        if prompt is not None:
+            prompt = TRANSFORMS.resolve(prompt, lookback=lookback, horizon=horizon)
         if getattr(backbone, "frozen", True):
             for p in backbone.parameters():
                 p.requires_grad_(False)

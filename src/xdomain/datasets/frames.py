@@ -8,6 +8,7 @@ Nothing the user passes is modified: every array here is a copy.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,11 +25,12 @@ FILLS = ("ffill", "interpolate", "zero")
 class SeriesTable:
     """Series as float arrays, with what is needed to label forecasts."""
 
-    names: list[str]
+    names: list[str]  # str(label): keys for per-series state such as scalers
     arrays: list[np.ndarray]  # one 1-D float32 array per series
     last_stamp: list[Any]  # the last index value of each series
-    freq: Any  # pandas offset / Timedelta, or None for a plain integer index
+    freqs: list[Any]  # per series: pandas offset / Timedelta, or None for a plain integer index
     layout: str  # "wide" | "long"
+    labels: list[Any]  # the user's own column labels / unique_ids, returned unchanged in forecasts
 
 
 def _fill(values: pd.Series, name: str, fill: str | None) -> np.ndarray:
@@ -42,8 +44,6 @@ def _fill(values: pd.Series, name: str, fill: str | None) -> np.ndarray:
             f"series {name!r} holds {int(bad.sum())} NaN or infinite values (first at row {first}: "
             f"{arr[first]!r}); expected finite numbers, or pass fill= one of {FILLS}"
         )
-    if fill not in FILLS:
-        raise ValueError(f"fill must be one of {FILLS} or None, got {fill!r}")
     s = pd.Series(np.where(bad, np.nan, arr))
     if fill == "zero":
         s = s.fillna(0.0)
@@ -56,15 +56,32 @@ def _fill(values: pd.Series, name: str, fill: str | None) -> np.ndarray:
     return s.to_numpy(dtype=np.float64)
 
 
+def _infer_freq(index: pd.DatetimeIndex) -> Any:
+    try:  # pandas >= 3.1 announces offsets instead of strings: ask for them
+        with pd.option_context("future.infer_freq_returns_offset", True):
+            return pd.infer_freq(index)
+    except KeyError:  # an older pandas without that option (OptionError is a KeyError)
+        return pd.infer_freq(index)
+
+
 def _freq(index: pd.Index) -> Any:
     if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
-        freq = index.freq or (pd.infer_freq(index) if len(index) >= 3 else None)
-        return pd.tseries.frequencies.to_offset(freq) if freq else index[-1] - index[-2]
+        if index.freq is not None:
+            return index.freq
+        inferred = _infer_freq(index) if len(index) >= 3 else None
+        # to_offset accepts the string of today's pandas and the offset of tomorrow's
+        return pd.tseries.frequencies.to_offset(inferred) if inferred is not None else index[-1] - index[-2]
     return None
+
+
+def check_fill(fill: str | None) -> None:
+    if fill is not None and fill not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS} or None, got {fill!r}")
 
 
 def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 1) -> SeriesTable:
     """Read a wide or long DataFrame into float arrays, with clear errors for what cannot be used."""
+    check_fill(fill)
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"expected a pandas DataFrame, got {type(df).__name__}")
     if df.empty:
@@ -73,15 +90,20 @@ def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 
         layout = "long"
         if not pd.api.types.is_numeric_dtype(df["y"]):
             raise ValueError(f"column 'y' must be numeric, got dtype {df['y'].dtype}")
-        groups = [(str(k), g.sort_values("ds")) for k, g in df.groupby("unique_id", sort=True)]
-        names = [k for k, _ in groups]
-        arrays = [_fill(g["y"], k, fill) for k, g in groups]
+        duplicated = df.duplicated(["unique_id", "ds"])
+        if duplicated.any():
+            first = df.loc[duplicated, ["unique_id", "ds"]].iloc[0].tolist()
+            raise ValueError(f"{int(duplicated.sum())} duplicate (unique_id, ds) rows, first {first}; "
+                             "expected one value per series and time stamp")
+        groups = [(k, g.sort_values("ds")) for k, g in df.groupby("unique_id", sort=True)]
+        labels = [k for k, _ in groups]
+        names = [str(k) for k in labels]
+        arrays = [_fill(g["y"], str(k), fill) for k, g in groups]
         stamps = [g["ds"].iloc[-1] for _, g in groups]
         freqs = [
             _freq(pd.DatetimeIndex(g["ds"])) if pd.api.types.is_datetime64_any_dtype(g["ds"]) else None
             for _, g in groups
         ]
-        freq = freqs[0]
     else:
         if "y" in df.columns or "ds" in df.columns or "unique_id" in df.columns:
             missing = [c for c in LONG_COLUMNS if c not in df.columns]
@@ -95,14 +117,15 @@ def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 
             )
         if isinstance(df.index, pd.DatetimeIndex) and not df.index.is_monotonic_increasing:
             raise ValueError("the DatetimeIndex is not sorted in time; sort the DataFrame first")
-        names = [str(c) for c in df.columns]
-        arrays = [_fill(df[c], str(c), fill) for c in df.columns]
+        labels = list(df.columns)
+        names = [str(c) for c in labels]
+        arrays = [_fill(df[c], str(c), fill) for c in labels]
         stamps = [df.index[-1]] * len(names)
-        freq = _freq(df.index)
+        freqs = [_freq(df.index)] * len(names)
     for name, arr in zip(names, arrays, strict=True):
         if len(arr) < min_length:
             raise ValueError(f"series {name!r} has {len(arr)} values; expected at least {min_length}")
-    return SeriesTable(names, [a.astype(np.float32) for a in arrays], stamps, freq, layout)
+    return SeriesTable(names, [a.astype(np.float32) for a in arrays], stamps, freqs, layout, labels)
 
 
 class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -123,7 +146,7 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.series: list[torch.Tensor] = []
         counts = []
         for seg in segments:
-            arr = np.asarray(seg, dtype=np.float32)
+            arr = np.array(seg, dtype=np.float32, copy=True)  # never a view of the caller's data
             arr = arr[:, None] if arr.ndim == 1 else arr
             for ch in range(arr.shape[1]):
                 n = arr.shape[0] - lookback - horizon + 1
@@ -153,14 +176,23 @@ class WindowDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         series = self.series[s]
         x = series[start : start + self.lookback]
         y = series[start + self.lookback : start + self.lookback + self.horizon]
-        return x.unsqueeze(-1), y.unsqueeze(-1)
+        return x.unsqueeze(-1).clone(), y.unsqueeze(-1).clone()
 
 
 def few_shot_rows(length: int, lookback: int, fraction: float) -> int:
     """Rows kept for training on ``fraction`` of the windows (Time-LLM: the first part of the span)."""
     if fraction >= 1.0:
         return length
-    return int((length - lookback) * fraction) + lookback
+    # Time-LLM: (T - L) * percent // 100 + L; the epsilon keeps 0.29 * 100 from flooring to 28
+    return math.floor((length - lookback) * fraction + 1e-9) + lookback
 
 
-__all__ = ["FILLS", "LONG_COLUMNS", "SeriesTable", "WindowDataset", "few_shot_rows", "frame_to_table"]
+__all__ = [
+    "FILLS",
+    "LONG_COLUMNS",
+    "SeriesTable",
+    "WindowDataset",
+    "check_fill",
+    "few_shot_rows",
+    "frame_to_table",
+]

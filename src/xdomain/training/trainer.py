@@ -178,6 +178,9 @@ class Trainer:
         if progress is not None:
             progress.close()
         self.model = acc.unwrap_model(model)
+        # the Accelerator is shared by the process: drop its references to this run's model, optimiser and
+        # loaders, or every fit would keep them alive
+        acc.free_memory()
         if best is not None:
             with torch.no_grad():
                 own = dict(self.model.named_parameters())
@@ -191,6 +194,17 @@ class Trainer:
         """MSE and MAE over every window of ``ds`` (no dropped batch)."""
         acc = self.accelerator
         loader = acc.prepare_data_loader(self._loader(ds, batch_size or self.config.eval_batch_size, False))
+        try:
+            return self._evaluate(loader)
+        finally:
+            # the Accelerator registers every prepared loader; unregister this one so repeated
+            # evaluations (one per validation) do not pile up
+            registered = getattr(acc, "_dataloaders", None)
+            if registered is not None and loader in registered:
+                registered.remove(loader)
+
+    def _evaluate(self, loader: Any) -> dict[str, float]:
+        acc = self.accelerator
         model = self.model
         was_training = model.training
         model.eval()

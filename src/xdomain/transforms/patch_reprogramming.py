@@ -87,7 +87,7 @@ class PatchReprogrammingTransform(nn.Module):
         self.num_prototypes = num_prototypes
         self.dropout = dropout
         self.bound = False
-        self.word_embeddings: torch.Tensor
+        self._source: tuple[Any, ...] = ()
         self._cache: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
 
     def bind(self, backbone: Any) -> PatchReprogrammingTransform:
@@ -101,10 +101,20 @@ class PatchReprogrammingTransform(nn.Module):
         self.key = nn.Linear(hidden, inner)
         self.value = nn.Linear(hidden, inner)
         self.out = nn.Linear(inner, hidden)
-        # a view of the frozen embedding matrix; not saved (it belongs to the backbone)
-        self.register_buffer("word_embeddings", backbone.word_embeddings.detach(), persistent=False)
+        # the backbone is held outside the module tree (a tuple): its embedding matrix is read where it
+        # lives, so `.to(device)` on the Reprogrammer moves it once and no copy is saved or duplicated
+        self._source = (backbone,)
         self.bound = True
         return self
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        """The frozen word-embedding matrix of the bound backbone, ``(vocab_size, hidden_size)``."""
+        return self._source[0].word_embeddings.detach()
+
+    def train(self, mode: bool = True) -> PatchReprogrammingTransform:
+        self._cache = None
+        return super().train(mode)
 
     def num_tokens(self, lookback: int) -> int:
         return (lookback - self.patch_len) // self.stride + 2
@@ -118,7 +128,11 @@ class PatchReprogrammingTransform(nn.Module):
             self.value.weight,
             self.value.bias,
         )
-        key = (*(p._version for p in params), *(p.data_ptr() for p in params), self.word_embeddings.dtype)
+        emb = self.word_embeddings
+        # _version catches optimiser steps and load_state_dict; the sums catch in-place edits through
+        # .data (weight averaging), which do not bump it. Summing is cheap next to the W @ E product.
+        key = (*(p._version for p in params), *(p.data_ptr() for p in params), emb.data_ptr(), emb.dtype,
+               *(float(p.detach().sum()) for p in params))
         if (
             not self.training
             and not torch.is_grad_enabled()

@@ -74,7 +74,7 @@ class PromptAsPrefix(nn.Module):
         self.trend_ids: torch.Tensor
         self.template_embeddings: torch.Tensor
         self.var_positions: torch.Tensor
-        self.word_embeddings: torch.Tensor
+        self._source: tuple[Any, ...] = ()
 
     def _single_token(self, backbone: Any, text: str) -> int:
         ids = backbone.token_ids(text)
@@ -129,7 +129,7 @@ class PromptAsPrefix(nn.Module):
         # constant parts: embedded once here, never re-tokenised
         self.register_buffer("template_embeddings", const_emb, persistent=False)
         self.register_buffer("var_positions", torch.tensor(var_pos), persistent=False)
-        self.register_buffer("word_embeddings", backbone.word_embeddings.detach(), persistent=False)
+        self._source = (backbone,)  # outside the module tree: see PatchReprogrammingTransform.bind
         self.num_lags = k
         self.bound = True
         return self
@@ -172,7 +172,7 @@ class PromptAsPrefix(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if not self.bound:
             raise RuntimeError("PromptAsPrefix is not bound to a backbone; call bind(backbone)")
-        var = self.word_embeddings[self.token_ids(z.detach())]  # (B', n_var, D)
+        var = self._source[0].embed_ids(self.token_ids(z.detach()))  # (B', n_var, D)
         out = self.template_embeddings.unsqueeze(0).expand(z.shape[0], -1, -1).clone()  # (B', S_p, D)
         out[:, self.var_positions] = var.to(out.dtype)
         return out
