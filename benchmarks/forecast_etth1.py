@@ -57,7 +57,7 @@ def step_cost(
     x = torch.stack([b[0] for b in batch])
     y = torch.stack([b[1] for b in batch])
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=train.lr, fused=True)
+    opt = torch.optim.AdamW(params, lr=train.resolved_lr(config.model), fused=True)
     n_tokens = model.transform.num_tokens(config.lookback) + (model.prompt.length if model.prompt else 0)
 
     def model_step() -> None:
@@ -99,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbone", default="minilm")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None, help="all models (default: config.DEFAULT_LR per model)")
+    p.add_argument("--model-lr", nargs="*", default=[], metavar="MODEL=LR",
+                   help="per-model learning rates, e.g. reprogram=0.01 dlinear=0.005 (published values)")
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--val-windows", type=int, default=None)
@@ -188,10 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         stem.with_suffix(".md").write_text(f"Command: `{doc['command']}`\n\n" + "\n".join(lines) + "\n")
         print("\n".join(lines))
         return 0
+    model_lr = {}
+    for item in args.model_lr:
+        name, _, value = item.partition("=")
+        if name not in args.models or not value:
+            p.error(f"--model-lr expects MODEL=LR with MODEL in {args.models}, got {item!r}")
+        model_lr[name] = float(value)
+    doc["model_lr"] = {m: model_lr.get(m, train.resolved_lr(m)) for m in args.models}
     results = []
     for cfg in configs:
         print(f"training {cfg.model} ({args.protocol}) ...", flush=True)
-        r = run_ett(cfg, train, splits=splits, backbone=backbone if needs_backbone(cfg) else None)
+        run_train = TrainConfig.from_dict({**train.to_dict(), "lr": doc["model_lr"][cfg.model]})
+        r = run_ett(cfg, run_train, splits=splits, backbone=backbone if needs_backbone(cfg) else None)
         print(
             f"  {cfg.model}: test MSE {r.mse:.4f} MAE {r.mae:.4f} ({r.steps} steps, {r.stopped})", flush=True
         )
@@ -206,6 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         f"# {splits.name}, {args.protocol}, lookback {args.lookback}, horizon {args.horizon}",
         "",
         f"Command: `{doc['command']}`",
+        "",
+        f"Learning rates: {doc['model_lr']}",
         "",
         table,
         "",

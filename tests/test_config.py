@@ -110,7 +110,7 @@ def test_forecast_config_rejects_bad_values(values: dict[str, Any], message: str
         ({"train_fraction": -0.2}, "train_fraction must be in (0, 1], got -0.2"),
         ({"batch_size": 0}, "batch_size must be a positive integer, got 0"),
         ({"epochs": -1}, "epochs must be a positive integer, got -1"),
-        ({"lr": 0.0}, "lr must be positive, got 0.0"),
+        ({"lr": 0.0}, "lr must be positive or None, got 0.0"),
         ({"max_steps": 0}, "max_steps must be a positive integer or None, got 0"),
         ({"val_windows": -3}, "val_windows must be a positive integer or None, got -3"),
         ({"mixed_precision": "fp8"}, "mixed_precision must be 'no', 'bf16' or 'fp16', got 'fp8'"),
@@ -145,3 +145,24 @@ def test_defaults_are_the_time_llm_ones() -> None:
         1000,
         128,
     )
+
+
+def test_learning_rate_defaults_per_model_unless_given() -> None:
+    from xdomain.config import DEFAULT_LR, FALLBACK_LR
+
+    cfg = TrainConfig()
+    assert cfg.lr is None
+    assert cfg.resolved_lr("reprogram") == 1e-2 == DEFAULT_LR["reprogram"]
+    assert cfg.resolved_lr("dlinear") == 5e-3
+    assert cfg.resolved_lr("no-backbone") == cfg.resolved_lr("attention-only") == 1e-3
+    assert cfg.resolved_lr(None) == FALLBACK_LR
+    assert TrainConfig(lr=0.3).resolved_lr("reprogram") == 0.3
+
+
+def test_trainer_takes_the_models_default_learning_rate() -> None:
+    from torch import nn
+
+    from xdomain.training import Trainer
+
+    assert Trainer(nn.Linear(2, 2), TrainConfig(), model_name="dlinear").lr == 5e-3
+    assert Trainer(nn.Linear(2, 2), TrainConfig(lr=0.02), model_name="dlinear").lr == 0.02

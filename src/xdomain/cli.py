@@ -40,7 +40,8 @@ def _forecast_parser(sub: Any) -> None:
     p.add_argument("--num-prototypes", type=int, default=1000)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: per model, reprogram 0.01, dlinear 0.005, ablations 0.001)")
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument(

@@ -113,7 +113,7 @@ def run_ett(
     with PeakMemory() as memory:
         set_seed(train.seed)
         model = build_model(config, backbone)
-        trainer = Trainer(model, train)
+        trainer = Trainer(model, train, model_name=config.model)
         history = trainer.fit(train_ds, val_ds)
         start = time.perf_counter()
         test = trainer.evaluate(test_ds)

@@ -125,7 +125,7 @@ class TimeSeriesForecaster:
             ]
             val_ds = WindowDataset(segments, cfg.lookback, cfg.horizon, max_windows=tcfg.val_windows)
         model = self._build()
-        trainer = Trainer(model, tcfg)
+        trainer = Trainer(model, tcfg, model_name=cfg.model)
         self.history_ = trainer.fit(train_ds, val_ds)
         self.model_ = trainer.model
         return self

@@ -68,6 +68,10 @@ class IdentityBackbone(_SourceView):
 class AttentionBackbone(_SourceView):
     """f replaced by one randomly initialised, trainable self-attention layer ("LLM2Attn").
 
+    ``x + MultiheadAttention(x)``: a residual and no normalisation, so the head sees tokens on the scale
+    of the reprogrammed inputs, as in the ``no-backbone`` ablation (a LayerNorm here would hand the
+    head vectors of norm sqrt(hidden_size), some 20x the scale it sees behind the language model).
+
     Shapes:
         - input: ``(B, S, hidden_size)`` -> output: ``(B, S, hidden_size)``
     """
@@ -78,7 +82,6 @@ class AttentionBackbone(_SourceView):
         super().__init__(source)
         heads = n_heads if source.hidden_size % n_heads == 0 else 1
         self.attention = nn.MultiheadAttention(source.hidden_size, heads, dropout=dropout, batch_first=True)
-        self.norm = nn.LayerNorm(source.hidden_size)
         for p in self.embeddings.parameters():
             p.requires_grad_(False)
 
@@ -89,7 +92,7 @@ class AttentionBackbone(_SourceView):
         self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         out, _ = self.attention(inputs_embeds, inputs_embeds, inputs_embeds, need_weights=False)
-        return self.norm(inputs_embeds + out)
+        return inputs_embeds + out
 
 
 __all__ = ["AttentionBackbone", "IdentityBackbone"]

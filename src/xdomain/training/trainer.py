@@ -75,9 +75,13 @@ def warmup_cosine(total: int, warmup: float = 0.2, floor: float = 0.04) -> Any:
 class Trainer:
     """Fit a model that maps ``x (B, L, N)`` to ``y_hat (B, H, N)`` with MSE loss, and evaluate it."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, config: TrainConfig | None = None, model_name: str | None = None
+    ) -> None:
         self.model = model
         self.config = config or TrainConfig()
+        # with config.lr None, the learning rate is the named model's default (config.DEFAULT_LR)
+        self.lr = self.config.resolved_lr(model_name)
         self.accelerator = get_accelerator(self.config.mixed_precision)
 
     def _loader(self, ds: Dataset[Any], batch_size: int, shuffle: bool) -> DataLoader[Any]:
@@ -90,7 +94,7 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("the model has no trainable parameters")
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+        optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=cfg.weight_decay, fused=True)
         train_loader = self._loader(train, cfg.batch_size, shuffle=True)
         model, optimizer, train_loader = acc.prepare(self.model, optimizer, train_loader)
         steps_per_epoch = len(train_loader)
