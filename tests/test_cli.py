@@ -98,3 +98,20 @@ def test_forecast_dlinear_on_etth1(
     assert loaded.predict_array(np.zeros((2, 96, 7))).shape == (2, 24, 7)
     pred = loaded.predict(xdomain.datasets.load_ett("ETTh1").iloc[:200])
     assert pred.shape == (24, 7) and np.isfinite(pred.to_numpy()).all()
+
+
+def test_the_makefile_demo_command_parses() -> None:
+    """`make demo` is the README's first command: its arguments must stay valid for the CLI."""
+    import shlex
+
+    from xdomain.cli import build_parser
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    command = " ".join(line.strip().rstrip("\\") for line in recipe.splitlines()[1:])
+    words = shlex.split(command)
+    assert words[0].endswith("bin/xdomain"), words[:2]
+    args = build_parser().parse_args(words[1:])
+    assert (args.command, args.dataset, args.model) == ("forecast", "ETTh1", "reprogram")
+    assert args.backbone == "minilm"
+    assert args.lookback == 512 and args.horizon == 96 and "dlinear" in args.compare and args.out
