@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 import urllib.request
+import warnings
 from pathlib import Path
 
 
@@ -74,7 +75,10 @@ def fetch(
     try:
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
             shutil.copyfileobj(response, out)
-        if sha256 is not None and sha256_of(tmp) != sha256:
+        if sha256 is None:
+            warnings.warn(f"no checksum is recorded for {target.name}; the download from {url} is not "
+                          f"verified (sha256 {sha256_of(tmp)})", stacklevel=2)
+        elif sha256_of(tmp) != sha256:
             raise ValueError(f"download of {url} has sha256 {sha256_of(tmp)}, expected {sha256}")
         os.replace(tmp, target)
     except OSError as err:
