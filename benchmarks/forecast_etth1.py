@@ -41,6 +41,13 @@ from xdomain.models import build_model, needs_backbone
 from xdomain.training.trainer import set_seed
 
 RESULTS = Path(__file__).resolve().parent / "results"
+NOTES = """Columns: MSE/MAE on standardised data over every test window and channel; `MSE / dlinear` the ratio to
+DLinear trained in the same run; `val MSE` the best validation loss (it chose the weights); `s / epoch`
+training seconds (validation excluded) divided by the epochs run; `infer windows / s` test windows
+(one channel each) per second; `peak MB` the process's peak RSS during the model's run, which includes
+the loaded MiniLM and whatever earlier runs in the process left allocated (an upper bound, not a
+footprint); `added MB` its rise over the RSS at the start of the run (a lower bound: memory freed by
+earlier runs is reused). All runs on the CPU of the machine named in the JSON."""
 TARGETS = {"few-shot": 0.448, "full": 0.375}
 
 
@@ -222,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
         table,
         "",
         f"Target test MSE ({args.protocol}): <= {TARGETS[args.protocol]}",
+        "",
+        NOTES,
     ]
     if "step_cost" in doc:
         c = doc["step_cost"]
