@@ -42,8 +42,8 @@ from xdomain.training.trainer import set_seed
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOTES = """Columns: MSE/MAE on standardised data over every test window and channel; `MSE / dlinear` the
-ratio to DLinear trained in the same run; `val MSE` the best validation loss (it chose the weights); `s / epoch`
-training seconds (validation excluded) divided by the epochs run; `infer windows / s` test windows
+ratio to DLinear trained in the same run; `val MSE` the best validation loss (it chose the weights);
+`s / epoch` training seconds (validation excluded) divided by the epochs run; `infer windows / s` test windows
 (one channel each) per second; `peak MB` the process's peak RSS during the model's run, which includes
 the loaded MiniLM and whatever earlier runs in the process left allocated (an upper bound, not a
 footprint); `added MB` its rise over the RSS at the start of the run (a lower bound: memory freed by
