@@ -90,10 +90,14 @@ class TimeSeriesForecaster:
         given = self.backbone if isinstance(self.backbone, LanguageBackbone) else None
         return build_model(self.config, given)
 
+    def _scaler(self, name: str, arr: np.ndarray) -> tuple[float, float]:
+        """The series' training mean and std; a series not seen in training is scaled by its own."""
+        return self.scaler_.get(name) or (float(arr.mean()), float(arr.std()) or 1.0)
+
     def _scaled(self, table: SeriesTable) -> list[np.ndarray]:
         out = []
         for name, arr in zip(table.names, table.arrays, strict=True):
-            mean, std = self.scaler_.get(name) or (float(arr.mean()), float(arr.std()) or 1.0)
+            mean, std = self._scaler(name, arr)
             out.append((arr - mean) / std)
         return out
 
@@ -103,10 +107,8 @@ class TimeSeriesForecaster:
         cfg, tcfg = self.config, self.train_config
         need = cfg.lookback + cfg.horizon
         table = frame_to_table(train_df, self.fill, min_length=need)
-        self.scaler_ = {
-            n: (float(a.mean()), float(a.std()) or 1.0)
-            for n, a in zip(table.names, table.arrays, strict=True)
-        }
+        self.scaler_ = {}
+        self.scaler_ = {n: self._scaler(n, a) for n, a in zip(table.names, table.arrays, strict=True)}
         scaled = self._scaled(table)
         train_segments = [s[: few_shot_rows(len(s), cfg.lookback, tcfg.train_fraction)] for s in scaled]
         train_ds = WindowDataset(train_segments, cfg.lookback, cfg.horizon)
@@ -159,10 +161,7 @@ class TimeSeriesForecaster:
         y = self.predict_array(x)[:, :, 0]  # (S, H)
         frames = []
         for i, (name, label) in enumerate(zip(table.names, table.labels, strict=True)):
-            mean, std = self.scaler_.get(name) or (
-                float(table.arrays[i].mean()),
-                float(table.arrays[i].std()) or 1.0,
-            )
+            mean, std = self._scaler(name, table.arrays[i])
             values = y[i] * std + mean
             last, freq = table.last_stamp[i], table.freqs[i]
             if freq is not None:
