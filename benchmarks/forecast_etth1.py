@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-step-cost", action="store_true")
+    p.add_argument("--tag", default="", help="suffix for the result files (keeps runs apart)")
     p.add_argument("--step-cost-only", action="store_true", help="measure the step cost, train nothing")
     p.add_argument("--step-batch-sizes", type=int, nargs="+", default=None,
                    help="batch sizes for the step-cost measurement (default: --batch-size)")
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     doc["results"] = [r.row() for r in results]
     print(table)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"forecast_{splits.name.lower()}_{args.protocol}"
+    stem = RESULTS / f"forecast_{splits.name.lower()}_{args.protocol}{'_' + args.tag if args.tag else ''}"
     stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
     md = [
         f"# {splits.name}, {args.protocol}, lookback {args.lookback}, horizon {args.horizon}",
