@@ -12,6 +12,11 @@ from typing import Any, TypeVar
 C = TypeVar("C", bound="ConfigBase")
 
 
+def num_patches(length: int, patch_len: int, stride: int) -> int:
+    """Patches of a series of ``length`` after replication-padding its end by one stride (Time-LLM)."""
+    return (length - patch_len) // stride + 2
+
+
 @dataclass
 class ConfigBase:
     """Shared dict/JSON round trip; unknown keys are an error, not silently dropped."""
@@ -92,7 +97,7 @@ class ForecastConfig(ConfigBase):
     @property
     def num_patches(self) -> int:
         """Patches after replication-padding the end by one stride (Time-LLM / PatchTST)."""
-        return (self.lookback - self.patch_len) // self.stride + 2
+        return num_patches(self.lookback, self.patch_len, self.stride)
 
 
 # Learning rates by model when none is given: the published ones where they exist (Time-LLM's ETTh1 script
@@ -157,4 +162,4 @@ class TrainConfig(ConfigBase):
         return DEFAULT_LR.get(model or "", FALLBACK_LR)
 
 
-__all__ = ["DEFAULT_LR", "FALLBACK_LR", "ConfigBase", "ForecastConfig", "TrainConfig"]
+__all__ = ["DEFAULT_LR", "FALLBACK_LR", "ConfigBase", "ForecastConfig", "TrainConfig", "num_patches"]

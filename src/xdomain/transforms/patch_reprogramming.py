@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from xdomain.config import num_patches
 from xdomain.registry import TRANSFORMS
 
 
@@ -41,7 +42,7 @@ class PatchEmbedding(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def num_patches(self, length: int) -> int:
-        return (length - self.patch_len) // self.stride + 2
+        return num_patches(length, self.patch_len, self.stride)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         z = self.pad(z.unsqueeze(1)).squeeze(1)  # (B', L + stride)
@@ -117,7 +118,7 @@ class PatchReprogrammingTransform(nn.Module):
         return super().train(mode)
 
     def num_tokens(self, lookback: int) -> int:
-        return (lookback - self.patch_len) // self.stride + 2
+        return num_patches(lookback, self.patch_len, self.stride)
 
     def _keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
         params = (
@@ -141,7 +142,7 @@ class PatchReprogrammingTransform(nn.Module):
         ):
             return self._cache[1], self._cache[2]
         # (V, D) -> (D, V) -> Linear over V -> (D, S) -> (S, D)
-        prototypes = self.prototype_map(self.word_embeddings.t()).t()
+        prototypes = self.prototypes()
         s = prototypes.shape[0]
         k = self.key(prototypes).view(s, self.n_heads, self.d_keys).transpose(0, 1)  # (H, S, E)
         v = self.value(prototypes).view(s, self.n_heads, self.d_keys).transpose(0, 1)  # (H, S, E)
