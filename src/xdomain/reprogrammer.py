@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any
 
@@ -9,7 +10,21 @@ import torch
 from torch import nn
 
 from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from xdomain.registry import ADAPTERS, HEADS, TRANSFORMS
+from xdomain.registry import ADAPTERS, BACKBONES, HEADS, TRANSFORMS
+
+
+def resolve_backbone(backbone: Any) -> Any:
+    """A backbone instance unchanged; a registered alias (``minilm``, ``crepe-tiny``, ...) built; any other
+    string loaded as a ``transformers`` language model name or local path."""
+    if not isinstance(backbone, str):
+        return backbone
+    import xdomain.backbones  # noqa: F401  (registers every alias)
+
+    if backbone in BACKBONES:
+        return BACKBONES.build(backbone)
+    from xdomain.backbones.language import load_backbone
+
+    return load_backbone(backbone)
 
 
 class Reprogrammer(nn.Module):
@@ -22,9 +37,13 @@ class Reprogrammer(nn.Module):
     transform, prompt and head are bound to it, so sizes that depend on the backbone (hidden size,
     vocabulary) are read from it, never typed by the user.
 
+    An adapter whose ``encode`` returns a state dict with an ``"attention_mask"`` (padded sequences:
+    proteins, antibodies) has that mask passed to the backbone and to the head.
+
     Shapes:
-        - input: whatever the adapter encodes (time series: ``(B, L, N)``)
-        - output: whatever the adapter decodes (time series: ``(B, H, N)``)
+        - input: whatever the adapter encodes (time series: ``(B, L, N)``; classification: ``(B, L)``;
+          sequences: token ids ``(B, L)``)
+        - output: whatever the adapter decodes (forecasts ``(B, H, N)``; class scores ``(B, C)``)
     """
 
     backbone: Any
@@ -45,10 +64,7 @@ class Reprogrammer(nn.Module):
     ) -> None:
         super().__init__()
         # a registered name or an instance, wherever a part is asked for
-        if isinstance(backbone, str):
-            from xdomain.backbones.language import load_backbone
-
-            backbone = load_backbone(backbone)
+        backbone = resolve_backbone(backbone)
         transform = TRANSFORMS.resolve(transform)
         if horizon is None:
             horizon = getattr(head, "horizon", None)
@@ -69,9 +85,13 @@ class Reprogrammer(nn.Module):
         self.transform = transform.bind(backbone) if hasattr(transform, "bind") else transform
         self.prompt = prompt.bind(backbone) if prompt is not None and hasattr(prompt, "bind") else prompt
         if hasattr(head, "bind"):
-            if lookback is None or not hasattr(self.transform, "num_tokens"):
-                raise ValueError("binding the head needs lookback and a transform with num_tokens()")
-            head = head.bind(backbone, n_positions=self.transform.num_tokens(lookback))
+            if "n_positions" in inspect.signature(head.bind).parameters:
+                # a head over a fixed number of positions (the forecasting flatten head)
+                if lookback is None or not hasattr(self.transform, "num_tokens"):
+                    raise ValueError("binding the head needs lookback and a transform with num_tokens()")
+                head = head.bind(backbone, n_positions=self.transform.num_tokens(lookback))
+            else:
+                head = head.bind(backbone)
         self.head = head
 
     def train(self, mode: bool = True) -> Reprogrammer:
@@ -85,12 +105,19 @@ class Reprogrammer(nn.Module):
         z = x
         if self.adapter is not None:
             z, state = self.adapter.encode(x)
-        tokens = self.transform(z)  # (B', P, D)
+        mask = state.get("attention_mask") if isinstance(state, dict) else None
+        tokens = self.transform(z)  # (B', P, D), or the backbone's raw input (waveforms, images)
         if self.prompt is not None:
+            if mask is not None:
+                raise ValueError("a text prompt cannot be combined with padded (masked) sequences")
             prefix = self.prompt(z).to(tokens.dtype)  # (B', S_p, D)
             tokens = torch.cat([prefix, tokens], dim=1)  # (B', S_p + P, D)
-        hidden = self.backbone(tokens)  # (B', S, D)
-        y = self.head(hidden)
+        if mask is None:
+            hidden = self.backbone(tokens)  # (B', S, D), or (B', num_outputs) for a classifier
+            y = self.head(hidden)
+        else:
+            hidden = self.backbone(tokens, attention_mask=mask)
+            y = self.head(hidden, attention_mask=mask)
         if self.adapter is not None:
             y = self.adapter.decode(y, state)
         return y
@@ -105,6 +132,26 @@ class Reprogrammer(nn.Module):
     def num_frozen(self) -> int:
         return sum(p.numel() for p in self.parameters() if not p.requires_grad)
 
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen backbone's output for ``x`` (adapter -> transform -> backbone, no head), in eval
+        mode: a classifier's source logits for fitting a label mapping, or features for a linear probe."""
+        was_training = self.training
+        self.eval()
+        try:
+            state = None
+            z = x
+            if self.adapter is not None:
+                z, state = self.adapter.encode(x)
+            mask = state.get("attention_mask") if isinstance(state, dict) else None
+            tokens = self.transform(z)
+            out: torch.Tensor = (
+                self.backbone(tokens) if mask is None else self.backbone(tokens, attention_mask=mask)
+            )
+            return out
+        finally:
+            self.train(was_training)
+
     def save(self, path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> None:
         spec = self.backbone.spec() if hasattr(self.backbone, "spec") else {"name": "custom"}
         save_checkpoint(path, self.trainable_state_dict(), {"backbone": spec, **(meta or {})})
@@ -116,14 +163,30 @@ class Reprogrammer(nn.Module):
         return meta
 
 
+def _learned_buffers(module: nn.Module) -> dict[str, torch.Tensor]:
+    """Buffers that are fitted rather than fixed (a label mapping computed from data): a module lists
+    their names in a ``learned_buffers`` attribute, and they are saved with the trained parameters."""
+    out = {}
+    for prefix, m in module.named_modules():
+        for name in getattr(m, "learned_buffers", ()):
+            buf = getattr(m, name)
+            if isinstance(buf, torch.Tensor):
+                out[f"{prefix}.{name}" if prefix else name] = buf
+    return out
+
+
 def trainable_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
-    """Only the tensors that train: parameters with ``requires_grad``, no frozen backbone weights."""
-    return {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
+    """Only the tensors that train: parameters with ``requires_grad`` and learned buffers (a fitted label
+    mapping), no frozen backbone weights."""
+    out = {name: p.detach() for name, p in module.named_parameters() if p.requires_grad}
+    out.update({name: b.detach() for name, b in _learned_buffers(module).items()})
+    return out
 
 
 def load_trainable_state_dict(module: nn.Module, tensors: dict[str, torch.Tensor], where: str) -> None:
-    own = dict(module.named_parameters())
-    expected = {k: tuple(p.shape) for k, p in own.items() if p.requires_grad}
+    own: dict[str, torch.Tensor] = {k: p for k, p in module.named_parameters() if p.requires_grad}
+    own.update(_learned_buffers(module))
+    expected = {k: tuple(p.shape) for k, p in own.items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected != got:
         missing = sorted(set(expected) - set(got))
@@ -155,4 +218,10 @@ def check_backbone(saved: dict[str, Any] | None, backbone: Any) -> None:
         )
 
 
-__all__ = ["Reprogrammer", "check_backbone", "load_trainable_state_dict", "trainable_state_dict"]
+__all__ = [
+    "Reprogrammer",
+    "check_backbone",
+    "load_trainable_state_dict",
+    "resolve_backbone",
+    "trainable_state_dict",
+]

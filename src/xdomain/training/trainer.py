@@ -1,8 +1,13 @@
 """Training and evaluation on HF Accelerate: the same code on a CPU, one GPU or many (``accelerate launch``).
 
 Only the parameters with ``requires_grad`` reach the optimiser; the best weights by validation loss are
-kept (early stopping) and restored at the end. Test metrics are computed on every window of the split:
+kept (early stopping) and restored at the end. Test metrics are computed on every example of the split:
 the evaluation loader never drops its last partial batch.
+
+Two losses: ``"mse"`` (forecasting, regression) and ``"cross_entropy"`` (classification with ``(B, C)``
+scores and ``(B,)`` labels, or token prediction with ``(B, L, C)`` scores and ``(B, L)`` labels where
+``-100`` marks positions that are not scored). Any part of the model with a ``penalty()`` method (an L1
+sparsity term, say) has it added to the training loss.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from xdomain.config import TrainConfig
@@ -72,17 +79,79 @@ def warmup_cosine(total: int, warmup: float = 0.2, floor: float = 0.04) -> Any:
     return factor
 
 
+IGNORE_INDEX = -100
+LOSSES = ("mse", "cross_entropy")
+
+
+def compute_loss(kind: str, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """``mse`` on any equal shapes; ``cross_entropy`` on ``(B, C)``/``(B,)`` or ``(B, L, C)``/``(B, L)``."""
+    if kind == "mse":
+        return F.mse_loss(out.float(), y.float(), reduction=reduction)
+    if out.ndim != y.ndim + 1 or out.shape[:-1] != y.shape:
+        raise ValueError(f"cross-entropy needs scores (..., C) and labels (...), got {tuple(out.shape)} and "
+                         f"{tuple(y.shape)}")
+    return F.cross_entropy(
+        out.reshape(-1, out.shape[-1]).float(), y.reshape(-1).long(), ignore_index=IGNORE_INDEX,
+        reduction=reduction,
+    )
+
+
+def model_penalty(model: nn.Module) -> torch.Tensor | None:
+    """The sum of ``penalty()`` over the parts that define one (sparsity terms), or None."""
+    terms = []
+    for m in model.modules():
+        penalty: Any = getattr(m, "penalty", None)
+        if callable(penalty):
+            terms.append(penalty())
+    return torch.stack([t.reshape(()) for t in terms]).sum() if terms else None
+
+
+def _call(model: nn.Module, x: Any) -> torch.Tensor:
+    out: torch.Tensor = model(*x) if isinstance(x, (tuple, list)) else model(x)
+    return out
+
+
+def _to(x: Any, device: torch.device) -> Any:
+    if isinstance(x, (tuple, list)):
+        return type(x)(v.to(device) for v in x)
+    return x.to(device)
+
+
 class Trainer:
-    """Fit a model that maps ``x (B, L, N)`` to ``y_hat (B, H, N)`` with MSE loss, and evaluate it."""
+    """Fit a model and evaluate it: MSE for forecasts (``x (B, L, N)`` -> ``(B, H, N)``), cross-entropy
+    for classes or tokens.
+
+    Args:
+        model: any module; only its parameters with ``requires_grad`` train.
+        config: the :class:`TrainConfig`.
+        model_name: picks the default learning rate when ``config.lr`` is None.
+        loss: ``"mse"`` or ``"cross_entropy"``.
+        callbacks: called as ``callback(trainer, epoch)`` before each epoch (iterative label mapping
+            recomputes its mapping there).
+    """
 
     def __init__(
-        self, model: nn.Module, config: TrainConfig | None = None, model_name: str | None = None
+        self,
+        model: nn.Module,
+        config: TrainConfig | None = None,
+        model_name: str | None = None,
+        loss: str = "mse",
+        callbacks: Sequence[Callable[[Trainer, int], None]] = (),
     ) -> None:
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
         self.model = model
         self.config = config or TrainConfig()
         # with config.lr None, the learning rate is the named model's default (config.DEFAULT_LR)
         self.lr = self.config.resolved_lr(model_name)
+        self.loss = loss
+        self.callbacks = list(callbacks)
         self.accelerator = get_accelerator(self.config.mixed_precision)
+
+    @property
+    def criterion(self) -> str:
+        """The validation metric that early stopping minimises."""
+        return "mse" if self.loss == "mse" else "loss"
 
     def _loader(self, ds: Dataset[Any], batch_size: int, shuffle: bool) -> DataLoader[Any]:
         generator = torch.Generator().manual_seed(self.config.seed)
@@ -107,7 +176,6 @@ class Trainer:
         history = History()
         best: dict[str, torch.Tensor] | None = None
         bad_validations = 0
-        loss_fn = nn.MSELoss()
         val_every = cfg.val_every or steps_per_epoch
         start = time.perf_counter()
         progress = None
@@ -118,11 +186,17 @@ class Trainer:
         running, running_steps = 0.0, 0
         val_seconds = 0.0  # validation time is not training time
         done = False
-        for _ in range(cfg.epochs):
+        for epoch in range(cfg.epochs):
+            for callback in self.callbacks:
+                self.model = acc.unwrap_model(model)
+                callback(self, epoch)
             model.train()
             for x, y in train_loader:
                 with acc.autocast():
-                    loss = loss_fn(model(x).float(), y.float())
+                    loss = compute_loss(self.loss, _call(model, x), y)
+                    penalty = model_penalty(model)
+                    if penalty is not None:
+                        loss = loss + penalty
                 acc.backward(loss)
                 optimizer.step()
                 scheduler.step()
@@ -147,7 +221,7 @@ class Trainer:
                     }
                     running, running_steps = 0.0, 0
                     if val is not None:
-                        val_loss = self.evaluate(val)["mse"]
+                        val_loss = self.evaluate(val)[self.criterion]
                         record["val_loss"] = val_loss
                         model.train()
                         if val_loss < history.best_val_loss:
@@ -195,7 +269,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, ds: Dataset[Any], batch_size: int | None = None) -> dict[str, float]:
-        """MSE and MAE over every window of ``ds`` (no dropped batch)."""
+        """Over every example of ``ds`` (no dropped batch): MSE and MAE, or mean cross-entropy (``loss``)
+        and ``accuracy`` (over scored positions for token targets)."""
         acc = self.accelerator
         loader = acc.prepare_data_loader(self._loader(ds, batch_size or self.config.eval_batch_size, False))
         try:
@@ -214,20 +289,32 @@ class Trainer:
         model.eval()
         errors = ErrorAccumulator()
         windows = 0
+        total_loss, correct, scored = 0.0, 0, 0
         for x, y in loader:
             with acc.autocast():
-                pred = model(x.to(acc.device)).float()
+                pred = _call(model, _to(x, acc.device)).float()
             pred, target = acc.gather_for_metrics((pred, y.to(acc.device)))
-            errors.update(pred, target)
             windows += int(target.shape[0])
+            if self.loss == "mse":
+                errors.update(pred, target)
+            else:
+                keep = target != IGNORE_INDEX
+                total_loss += float(compute_loss(self.loss, pred, target, reduction="sum"))
+                correct += int((pred.argmax(-1)[keep] == target[keep]).sum())
+                scored += int(keep.sum())
         model.train(was_training)
-        result = errors.compute()
+        if self.loss == "mse":
+            result = errors.compute()
+        else:
+            if scored == 0:
+                raise ValueError("no labelled examples to evaluate")
+            result = {"loss": total_loss / scored, "accuracy": correct / scored, "n": float(scored)}
         result["windows"] = float(windows)
         return result
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
-        """Forecasts for ``x (B, L, N)`` -> ``(B, H, N)`` on the CPU."""
+        """The model's outputs for ``x`` (forecasts ``(B, L, N)`` -> ``(B, H, N)``, or scores), on the CPU."""
         acc = self.accelerator
         model = self.model.to(acc.device).eval()
         outs = []
@@ -238,4 +325,5 @@ class Trainer:
         return torch.cat(outs)
 
 
-__all__ = ["History", "Trainer", "get_accelerator", "set_seed"]
+__all__ = ["IGNORE_INDEX", "LOSSES", "History", "Trainer", "compute_loss", "get_accelerator", "model_penalty",
+           "set_seed"]
