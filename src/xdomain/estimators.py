@@ -1,0 +1,313 @@
+"""scikit-learn estimators around a :class:`~xdomain.reprogrammer.Reprogrammer`.
+
+A subclass says how the user's inputs become a tensor (:meth:`ReprogrammingEstimator._inputs`) and which
+parts make the model (:meth:`ReprogrammingEstimator._build_model`); this module does the rest the way
+scikit-learn expects: ``__init__`` only stores its arguments (so ``get_params``/``set_params``/``clone``,
+``Pipeline``, ``GridSearchCV`` and ``cross_val_score`` work), ``fit`` returns ``self``, learned attributes
+end in ``_``. Training holds back a stratified ``validation_fraction`` of the training data to choose the
+best epoch (early stopping); the test data a user scores later is never seen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from xdomain.checkpoint import CheckpointError, read_meta
+from xdomain.config import TrainConfig
+from xdomain.training.trainer import History, Trainer, set_seed
+
+_BACKBONE_CACHE: dict[str, Any] = {}
+
+
+def cached_backbone(backbone: Any) -> Any:
+    """A loaded backbone for a name (loaded once per process: it is frozen, so models can share it), or
+    the given instance unchanged."""
+    if not isinstance(backbone, str):
+        return backbone
+    key = backbone.lower()
+    if key not in _BACKBONE_CACHE:
+        from xdomain.reprogrammer import resolve_backbone
+
+        _BACKBONE_CACHE[key] = resolve_backbone(backbone)
+    return _BACKBONE_CACHE[key]
+
+
+def _json_param(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_param(v) for v in value]
+    return None
+
+
+class ReprogrammingEstimator(BaseEstimator):
+    """Shared fit / predict / save / load for the reprogramming estimators.
+
+    Subclasses define ``__init__`` with explicit keyword arguments (scikit-learn reads them), including
+    at least ``backbone``, ``epochs``, ``batch_size``, ``lr``, ``patience``, ``validation_fraction``,
+    ``max_steps``, ``random_state`` and ``verbose``, and implement :meth:`_inputs` and
+    :meth:`_build_model`.
+    """
+
+    _loss = "cross_entropy"
+    # the model outputs for a batch of inputs; eval batches are large (a CPU is fastest that way)
+    _eval_batch_size = 256
+
+    # -- what subclasses provide ------------------------------------------------------------------
+    def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _build_model(self, n_outputs: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _extra_state(self) -> dict[str, Any]:
+        """Anything besides the parameters that predictions need (saved as JSON)."""
+        return {}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        del state
+
+    # -- shared -----------------------------------------------------------------------------------
+    def _train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            patience=self.patience,
+            seed=self.random_state,
+            max_steps=self.max_steps,
+            eval_batch_size=self._eval_batch_size,
+            progress=bool(self.verbose),
+        )
+
+    def _split(self, y_idx: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training and validation indices: a stratified cut of the training data (no test data)."""
+        frac = self.validation_fraction
+        if not isinstance(frac, (int, float)) or not 0.0 <= frac < 1.0:
+            raise ValueError(f"validation_fraction must be in [0, 1), got {frac!r}")
+        idx = np.arange(n)
+        if frac == 0.0:
+            return idx, None
+        n_val = math.ceil(frac * n)
+        stratify = None
+        if y_idx is not None:
+            counts = np.bincount(y_idx)
+            if counts.min() >= 2 and n_val >= len(counts) and n - n_val >= len(counts):
+                stratify = y_idx
+            else:
+                warnings.warn(
+                    f"validation_fraction={frac} cannot be stratified (class counts {counts.tolist()}, "
+                    f"{n} samples); training on all data without early stopping",
+                    stacklevel=3,
+                )
+                return idx, None
+        if n_val < 1 or n - n_val < 1:
+            return idx, None
+        from sklearn.model_selection import train_test_split
+
+        train_idx, val_idx = train_test_split(
+            idx, test_size=n_val, stratify=stratify, random_state=self.random_state
+        )
+        return np.sort(train_idx), np.sort(val_idx)
+
+    def _callbacks(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Callable[..., None]]:
+        del model, x, y
+        return []
+
+    def _fit_tensors(
+        self, x: torch.Tensor, y: torch.Tensor, y_idx: np.ndarray | None, n_outputs: int
+    ) -> None:
+        train_idx, val_idx = self._split(y_idx, x.shape[0])
+        set_seed(self.random_state)
+        model = self._build_model(n_outputs)
+        tr = torch.as_tensor(train_idx)
+        train_ds = TensorDataset(x[tr], y[tr])
+        val_ds = None
+        if val_idx is not None:
+            va = torch.as_tensor(val_idx)
+            val_ds = TensorDataset(x[va], y[va])
+        callbacks = self._callbacks(model, x[tr], y[tr])
+        trainer = Trainer(model, self._train_config(), loss=self._loss, callbacks=callbacks)
+        self.history_: History = trainer.fit(train_ds, val_ds)
+        self.model_: nn.Module = trainer.model
+        self.n_train_ = len(train_idx)
+        self.n_validation_ = 0 if val_idx is None else len(val_idx)
+
+    def _check_fitted(self) -> nn.Module:
+        model = getattr(self, "model_", None)
+        if model is None:
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
+        return model
+
+    @torch.no_grad()
+    def _outputs(self, X: Any) -> torch.Tensor:
+        """The model's raw outputs for ``X``, every sample, in eval mode, on the CPU."""
+        model = self._check_fitted()
+        x = self._inputs(X, fitting=False)
+        model.eval()
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        outs = [
+            model(x[i : i + self._eval_batch_size].to(device)).float().cpu()
+            for i in range(0, x.shape[0], self._eval_batch_size)
+        ]
+        return torch.cat(outs)
+
+    def num_trainable(self) -> int:
+        """Trainable parameters of the fitted model (the program and the head; never the backbone)."""
+        model = self._check_fitted()
+        return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the trained tensors (safetensors) and the settings (JSON) into the folder ``path``."""
+        model = self._check_fitted()
+        params = {k: _json_param(v) for k, v in self.get_params(deep=False).items()}
+        meta = {
+            "kind": type(self).__name__,
+            "params": params,
+            "extra": self._extra_state(),
+            "history": dataclasses.asdict(self.history_) if getattr(self, "history_", None) else None,
+        }
+        save: Any = getattr(model, "save", None)
+        if save is None:
+            raise TypeError(f"{type(model).__name__} cannot be saved (no save method)")
+        save(path, meta)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], backbone: Any = None) -> Any:
+        """Rebuild a saved estimator; its backbone is loaded by the name in the checkpoint unless given."""
+        meta = read_meta(path)
+        if meta.get("kind") != cls.__name__:
+            raise CheckpointError(f"{str(path)!r} holds a {meta.get('kind')!r}, expected a {cls.__name__}")
+        params = dict(meta["params"])
+        if backbone is not None:
+            params["backbone"] = backbone
+        elif params.get("backbone") is None:
+            raise CheckpointError("this checkpoint was made with an in-memory backbone; pass it as backbone=")
+        est = cls(**params)
+        est._set_extra_state(meta.get("extra") or {})
+        model: Any = est._build_model(est._n_outputs())
+        model.load_trained(path)
+        model.eval()
+        est.model_ = model
+        if meta.get("history"):
+            hist = dict(meta["history"])
+            if hist.get("best_val_loss") is None:
+                hist["best_val_loss"] = math.inf
+            est.history_ = History(**hist)
+        return est
+
+    def _n_outputs(self) -> int:
+        raise NotImplementedError
+
+
+class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
+    """A classifier: labels of any type (kept as given in ``classes_``), cross-entropy, softmax scores."""
+
+    _loss = "cross_entropy"
+
+    def fit(self, X: Any, y: Any) -> ReprogrammingClassifier:
+        x = self._inputs(X, fitting=True)
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1:
+            raise ValueError(f"y must be one label per sample (1-D), got shape {y_arr.shape}")
+        if len(y_arr) != x.shape[0]:
+            raise ValueError(f"X has {x.shape[0]} samples but y has {len(y_arr)} labels")
+        if y_arr.dtype.kind == "f" and np.isnan(y_arr).any():
+            raise ValueError("y contains NaN labels")
+        classes, y_idx = np.unique(y_arr, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"need at least 2 classes to train a classifier, got {classes.tolist()}")
+        self.classes_ = classes
+        self._fit_tensors(x, torch.as_tensor(y_idx, dtype=torch.long), y_idx, len(classes))
+        return self
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities ``(N, n_classes)``, columns in the order of ``classes_``."""
+        return torch.softmax(self._outputs(X), dim=-1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+
+    def _n_outputs(self) -> int:
+        return len(self.classes_)
+
+    def _extra_state(self) -> dict[str, Any]:
+        classes = getattr(self, "classes_", None)
+        if classes is None:
+            return {}
+        return {"classes": classes.tolist(), "classes_dtype": classes.dtype.str}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        if "classes" in state:
+            self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
+
+    def _callbacks(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Callable[..., None]]:
+        head = getattr(model, "head", None)
+        if head is None or not hasattr(head, "fit_mapping"):
+            return []
+
+        def refit_mapping(trainer: Trainer, epoch: int) -> None:
+            # frequency mapping once from the frozen model's outputs; iterative and Bayesian ones again
+            # every epoch as the program changes what the frozen model sees
+            if epoch == 0 or getattr(head, "refit_each_epoch", False):
+                feats: Any = model.features
+                outs = torch.cat([feats(x[i : i + self._eval_batch_size]) for i in
+                                  range(0, x.shape[0], self._eval_batch_size)])
+                head.fit_mapping(outs, y)
+
+        return [refit_mapping]
+
+
+class ReprogrammingRegressor(RegressorMixin, ReprogrammingEstimator):
+    """A regressor: targets standardised on the training data for the MSE loss, returned in their units."""
+
+    _loss = "mse"
+
+    def fit(self, X: Any, y: Any) -> ReprogrammingRegressor:
+        x = self._inputs(X, fitting=True)
+        y_arr = np.asarray(y, dtype=np.float64)
+        if y_arr.ndim != 1:
+            raise ValueError(f"y must be one target per sample (1-D), got shape {y_arr.shape}")
+        if len(y_arr) != x.shape[0]:
+            raise ValueError(f"X has {x.shape[0]} samples but y has {len(y_arr)} targets")
+        if not np.isfinite(y_arr).all():
+            raise ValueError("y contains NaN or infinite targets")
+        self.target_mean_ = float(y_arr.mean())
+        self.target_std_ = float(y_arr.std()) or 1.0
+        scaled = torch.as_tensor((y_arr - self.target_mean_) / self.target_std_, dtype=torch.float32)
+        self._fit_tensors(x, scaled[:, None], None, 1)
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        out = self._outputs(X)[:, 0].double().numpy()
+        return np.asarray(out * self.target_std_ + self.target_mean_)
+
+    def _n_outputs(self) -> int:
+        return 1
+
+    def _extra_state(self) -> dict[str, Any]:
+        if not hasattr(self, "target_mean_"):
+            return {}
+        return {"target_mean": self.target_mean_, "target_std": self.target_std_}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        if "target_mean" in state:
+            self.target_mean_ = float(state["target_mean"])
+            self.target_std_ = float(state["target_std"])
+
+
+__all__ = ["ReprogrammingClassifier", "ReprogrammingEstimator", "ReprogrammingRegressor", "cached_backbone"]
