@@ -139,8 +139,15 @@ class ReprogrammingEstimator(BaseEstimator):
             val_ds = TensorDataset(x[va], y[va])
         callbacks = self._callbacks(model, x[tr], y[tr])
         trainer = Trainer(model, self._train_config(), loss=self._loss, callbacks=callbacks)
-        self.history_: History = trainer.fit(train_ds, val_ds)
-        self.model_: nn.Module = trainer.model
+        if any(p.requires_grad for p in model.parameters()):
+            self.history_: History = trainer.fit(train_ds, val_ds)
+        else:
+            # nothing to train (no program, a fixed mapping): the mapping is still fitted from the data
+            for callback in callbacks:
+                callback(trainer, 0)
+            self.history_ = History(stopped="nothing to train")
+        model.eval()
+        self.model_: nn.Module = model
         self.n_train_ = len(train_idx)
         self.n_validation_ = 0 if val_idx is None else len(val_idx)
 

@@ -106,6 +106,13 @@ class Reprogrammer(nn.Module):
         if self.adapter is not None:
             z, state = self.adapter.encode(x)
         mask = state.get("attention_mask") if isinstance(state, dict) else None
+        full = width = 0
+        if mask is not None:
+            # right-padded sequences: drop the columns that are padding in every row of this batch
+            full = int(mask.shape[1])
+            width = max(1, int(mask.sum(dim=1).max()))
+            if width < full:
+                z, mask = z[:, :width], mask[:, :width]
         tokens = self.transform(z)  # (B', P, D), or the backbone's raw input (waveforms, images)
         if self.prompt is not None:
             if mask is not None:
@@ -118,6 +125,9 @@ class Reprogrammer(nn.Module):
         else:
             hidden = self.backbone(tokens, attention_mask=mask)
             y = self.head(hidden, attention_mask=mask)
+            if y.ndim == 3 and width < full:
+                # per-token outputs back to the input's width (padding positions score zero)
+                y = torch.nn.functional.pad(y, (0, 0, 0, full - width))
         if self.adapter is not None:
             y = self.adapter.decode(y, state)
         return y

@@ -13,7 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from xdomain.backbones.base import FrozenBackbone
 from xdomain.backbones.language import LanguageBackbone
+from xdomain.registry import BACKBONES
 
 
 class _SourceView(nn.Module):
@@ -96,3 +98,33 @@ class AttentionBackbone(_SourceView):
 
 
 __all__ = ["AttentionBackbone", "IdentityBackbone"]
+
+
+class PassThroughBackbone(FrozenBackbone):
+    """f = identity on a waveform: the "same program, no backbone" baseline of a classifier.
+
+    It has no weights; its output is its input, so a linear head reads the programmed waveform itself.
+
+    Shapes:
+        - input: ``(B, input_length)``
+        - output: ``(B, input_length)`` (``output_kind = "embedding"``)
+    """
+
+    input_kind = "waveform"
+    output_kind = "embedding"
+
+    def __init__(self, input_length: int = 16000, sample_rate: int = 16000, name: str = "none") -> None:
+        super().__init__(name=name)
+        if not isinstance(input_length, int) or input_length <= 0:
+            raise ValueError(f"input_length must be a positive integer, got {input_length!r}")
+        self.input_length = input_length
+        self.num_outputs = input_length
+        self.sample_rate = sample_rate
+        self.freeze()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return x
+
+
+BACKBONES.register("none")(PassThroughBackbone)

@@ -1,0 +1,242 @@
+"""Protein and peptide property prediction through a frozen English language model (R2DL, Vinod, Chen &
+Das, Digital Discovery 2025).
+
+    y_hat = O( f( Theta . E_source [x] ) )
+
+Each amino acid is a learned mixture ``Theta`` of the frozen model's word embeddings (I, the vocabulary
+map: dense as ReprogBERT's theta, or sparse as R2DL's); the frozen model (f) adds its position
+embeddings and LayerNorm and encodes the sequence; a pooled linear head, or a many-to-one label mapping
+over the model's own masked-LM vocabulary scores (O), gives the property.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from xdomain.estimators import ReprogrammingClassifier, ReprogrammingRegressor, cached_backbone
+from xdomain.registry import HEADS
+
+HEAD_CHOICES = ("linear", "label-mapping")
+
+
+@HEADS.register("vocab-label-mapping")
+class VocabLabelMappingHead(nn.Module):
+    """O: many-to-one label mapping over a masked language model's source vocabulary (R2DL's output).
+
+    The hidden states are mean-pooled over the real tokens, the frozen masked-LM head scores the pooled
+    state over the source vocabulary, and a :class:`~xdomain.heads.label_mapping.LabelMappingHead` maps
+    those scores to the target classes (``sources_per_class`` vocabulary entries per class, averaged).
+    Pooling before the masked-LM head keeps the cost at one ``(D, V)`` product per sequence instead of one
+    per token.
+
+    Shapes:
+        - input: hidden ``(B, L, D)``, attention_mask ``(B, L)``
+        - output: ``(B, num_classes)`` (log mapped probabilities)
+    """
+
+    def __init__(self, num_classes: int, sources_per_class: int = 10, method: str = "random", seed: int = 0):
+        super().__init__()
+        self.num_classes = num_classes
+        self.sources_per_class = sources_per_class
+        self.method = method
+        self.seed = seed
+        self._source: tuple[Any, ...] = ()
+
+    def bind(self, backbone: Any, **_: Any) -> VocabLabelMappingHead:
+        from types import SimpleNamespace
+
+        from xdomain.heads.label_mapping import LabelMappingHead
+
+        if not hasattr(backbone, "source_logits"):
+            raise TypeError(
+                f"label mapping over the vocabulary needs a masked language backbone "
+                f"(xdomain.backbones.masked_lm.load_masked_lm), got {type(backbone).__name__}"
+            )
+        self._source = (backbone,)
+        view = SimpleNamespace(output_kind="logits", num_outputs=int(backbone.vocab_size))
+        self.mapping = LabelMappingHead(
+            self.num_classes, method=self.method, sources_per_class=self.sources_per_class, seed=self.seed
+        ).bind(view)
+        return self
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            pooled = hidden.mean(dim=1)
+        else:
+            m = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
+        logits = self._source[0].source_logits(pooled.unsqueeze(1))[:, 0]  # (B, V)
+        out: torch.Tensor = self.mapping(logits)
+        return out
+
+
+class _ProteinModel:
+    """What the protein classifier and regressor share: sequences in, a vocabulary-mapped frozen LM."""
+
+    backbone: Any
+    head: str
+    sparsity: str
+    k: int
+    l1: float
+    max_length: int | None
+    too_long: str
+    random_state: int
+    sources_per_class: int
+
+    def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
+        from xdomain.adapters.protein import encode_proteins
+        from xdomain.datasets.sequences import read_sequences
+
+        del fitting
+        seqs = read_sequences(X).sequences
+        limit = self.max_length
+        backbone = cached_backbone(self.backbone)
+        positions = getattr(getattr(backbone, "model", None), "config", None)
+        positions = getattr(positions, "max_position_embeddings", None)
+        if limit is None and positions is not None:
+            limit = int(positions)
+        return encode_proteins(seqs, max_length=limit, too_long=self.too_long)
+
+    def _protein_model(self, head: nn.Module, backbone: Any = None) -> nn.Module:
+        from xdomain.adapters.protein import PAD_ID, PROTEIN_VOCAB, ProteinAdapter
+        from xdomain.reprogrammer import Reprogrammer
+        from xdomain.transforms.vocab_map import VocabMapTransform
+
+        backbone = cached_backbone(self.backbone) if backbone is None else backbone
+        transform = VocabMapTransform(
+            len(PROTEIN_VOCAB), sparsity=self.sparsity, k=self.k, l1=self.l1, padding_idx=PAD_ID,
+            seed=self.random_state,
+        )
+        return Reprogrammer(backbone, transform, head, adapter=ProteinAdapter())
+
+
+def _masked_lm(name: Any) -> Any:
+    """Label mapping reads the masked-LM vocabulary scores: load names through the masked-LM loader."""
+    if not isinstance(name, str):
+        return name
+    from xdomain.backbones.masked_lm import load_masked_lm
+
+    key = f"masked-lm:{name.lower()}"
+    from xdomain import estimators
+
+    if key not in estimators._BACKBONE_CACHE:
+        estimators._BACKBONE_CACHE[key] = load_masked_lm(name)
+    return estimators._BACKBONE_CACHE[key]
+
+
+class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
+    """Classify protein or peptide sequences with a frozen English language model (scikit-learn estimator).
+
+    Args:
+        backbone: ``minilm`` (default, bundled), any ``transformers`` (masked) language model name or
+            path, or a loaded backbone; ``antiberty`` gives the protein-native baseline.
+        head: ``linear`` (masked mean pooling, then a linear layer) or ``label-mapping`` (R2DL's
+            many-to-one mapping over the masked-LM vocabulary scores; needs a masked-LM backbone).
+        sources_per_class: vocabulary entries per class for ``label-mapping``.
+        sparsity: vocabulary map: ``dense`` (ReprogBERT's theta), ``l1`` (R2DL, L1 penalty ``l1``),
+            ``topk`` (``k`` non-zero source tokens per amino acid).
+        max_length: most residues per sequence (None: the backbone's position limit).
+        too_long: ``"error"`` or ``"truncate"`` for longer sequences.
+        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose: training.
+
+    ``fit``/``predict`` take strings, Biopython ``SeqRecord``/``Seq`` objects, or a FASTA path.
+    """
+
+    def __init__(
+        self,
+        backbone: Any = "minilm",
+        head: str = "linear",
+        sources_per_class: int = 10,
+        sparsity: str = "dense",
+        k: int = 64,
+        l1: float = 1e-4,
+        max_length: int | None = None,
+        too_long: str = "error",
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float | None = 1e-3,
+        patience: int = 3,
+        validation_fraction: float = 0.1,
+        max_steps: int | None = None,
+        random_state: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.backbone = backbone
+        self.head = head
+        self.sources_per_class = sources_per_class
+        self.sparsity = sparsity
+        self.k = k
+        self.l1 = l1
+        self.max_length = max_length
+        self.too_long = too_long
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.max_steps = max_steps
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_model(self, n_outputs: int) -> nn.Module:
+        from xdomain.heads.linear import LinearHead
+
+        if self.head not in HEAD_CHOICES:
+            raise ValueError(f"head must be one of {HEAD_CHOICES}, got {self.head!r}")
+        if self.head == "linear":
+            return self._protein_model(LinearHead(n_outputs, pooling="mean"))
+        head = VocabLabelMappingHead(
+            n_outputs, sources_per_class=self.sources_per_class, seed=self.random_state
+        )
+        return self._protein_model(head, backbone=_masked_lm(self.backbone))
+
+
+class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):
+    """Regress a protein property with a frozen English language model (scikit-learn estimator).
+
+    The same parts as :class:`ProteinClassifier` with a pooled linear head and MSE on standardised
+    targets.
+    """
+
+    def __init__(
+        self,
+        backbone: Any = "minilm",
+        sparsity: str = "dense",
+        k: int = 64,
+        l1: float = 1e-4,
+        max_length: int | None = None,
+        too_long: str = "error",
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float | None = 1e-3,
+        patience: int = 3,
+        validation_fraction: float = 0.1,
+        max_steps: int | None = None,
+        random_state: int = 0,
+        verbose: bool = False,
+    ) -> None:
+        self.backbone = backbone
+        self.sparsity = sparsity
+        self.k = k
+        self.l1 = l1
+        self.max_length = max_length
+        self.too_long = too_long
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.max_steps = max_steps
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _build_model(self, n_outputs: int) -> nn.Module:
+        from xdomain.heads.linear import LinearHead
+
+        return self._protein_model(LinearHead(n_outputs, pooling="mean"))
+
+
+__all__ = ["ProteinClassifier", "ProteinRegressor", "VocabLabelMappingHead"]
