@@ -72,7 +72,7 @@ class Reprogrammer(nn.Module):
             if lookback is None or horizon is None:
                 raise ValueError("a head or prompt given by name needs lookback= and horizon=, got "
                                  f"lookback={lookback!r}, horizon={horizon!r}")
-        head = HEADS.resolve(head, horizon=horizon)
+        head = HEADS.resolve(head, **({"horizon": horizon} if horizon is not None else {}))
         adapter = ADAPTERS.resolve(adapter) if adapter is not None else None
         if prompt is not None:
             prompt = TRANSFORMS.resolve(prompt, lookback=lookback, horizon=horizon)

@@ -1,6 +1,17 @@
-"""Training (HF Accelerate) and metrics."""
+"""Training (HF Accelerate; zeroth-order for black boxes) and metrics."""
 
 from xdomain.training.metrics import ErrorAccumulator, mae, mse
 from xdomain.training.trainer import History, Trainer, get_accelerator, set_seed
+from xdomain.training.zeroth_order import BlackBoxBackbone, ZerothOrderTrainer
 
-__all__ = ["ErrorAccumulator", "History", "Trainer", "get_accelerator", "mae", "mse", "set_seed"]
+__all__ = [
+    "BlackBoxBackbone",
+    "ErrorAccumulator",
+    "History",
+    "Trainer",
+    "ZerothOrderTrainer",
+    "get_accelerator",
+    "mae",
+    "mse",
+    "set_seed",
+]

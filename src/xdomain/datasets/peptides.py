@@ -1,0 +1,121 @@
+"""Antimicrobial peptides (AMP) as binary classification, from modlAMP (Müller et al., 2017).
+
+R2DL (Vinod, Chen & Das, Digital Discovery 2025) reprograms an English language model to classify
+antimicrobial peptides; these are the AMP sets that modlAMP ships (BSD-3), in its CSV format: a first
+line ``n,ncols-1,class0,class1`` (e.g. ``5200,1,UniProt,AMP``) then ``sequence,label`` rows.
+
+- ``"amp_uniprot"`` (``AMPvsUniProt.csv``): 2,600 AMPs from APD3 (label 1) vs 2,600 random UniProt
+  peptides of 10-50 residues (label 0).
+- ``"amp_transmembrane"`` (``AMPvsTMset.csv``): 206 AMPs (APD2, CAMP; label 1) vs 206 transmembrane
+  helices (label 0); Müller et al., Mol. Inf. 2017, doi:10.1002/minf.201600011.
+
+Files are read from ``<data home>/peptides/amp_modlamp/``, or, when missing there, from an installed
+``modlamp`` package (``modlamp/data/``). There is no split in the files: :func:`amp_split` gives a
+fixed, stratified one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+
+from xdomain.datasets.home import DataNotFoundError, data_home
+from xdomain.registry import DATASETS
+
+AMP_FOLDER = "peptides/amp_modlamp"
+AMP_FILES: dict[str, str] = {"amp_uniprot": "AMPvsUniProt.csv", "amp_transmembrane": "AMPvsTMset.csv"}
+AMP_SOURCE = (
+    "the modlAMP wheel on PyPI (pip download modlamp==4.3.3 --no-deps; members modlamp/data/{file}), "
+    "or pip install modlamp"
+)
+
+
+def _modlamp_file(filename: str) -> Path | None:
+    # the package imports heavy plotting modules at import time: only locate it, never import it
+    spec = importlib.util.find_spec("modlamp")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / filename
+    return path if path.is_file() else None
+
+
+def amp_path(name: str = "amp_uniprot", home: str | os.PathLike[str] | None = None) -> Path:
+    """Where the AMP set ``name`` is read from; :class:`DataNotFoundError` if it is nowhere."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in AMP_FILES:
+        raise ValueError(f"unknown AMP data set {name!r}; expected one of {sorted(AMP_FILES)}")
+    filename = AMP_FILES[key]
+    root = data_home(home)
+    path = root / AMP_FOLDER / filename
+    if path.is_file():
+        return path
+    packaged = _modlamp_file(filename)
+    if packaged is not None:
+        return packaged
+    raise DataNotFoundError(
+        f"data file {filename!r} not found: expected it at {path} (data home {root}; set "
+        f"XDOMAIN_DATA_HOME to change it). Get it from {AMP_SOURCE.format(file=filename)}"
+    )
+
+
+def read_modlamp_csv(path: str | os.PathLike[str]) -> tuple[list[str], np.ndarray]:
+    """A modlAMP CSV (header ``n,ncols-1,class0,class1``, then ``sequence,label`` rows), checked."""
+    file = Path(path)
+    lines = file.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        raise ValueError(f"{str(file)!r} is empty; expected a modlAMP CSV")
+    header = [h.strip() for h in lines[0].split(",")]
+    if len(header) != 4 or not header[0].isdigit() or header[1] != "1":
+        raise ValueError(
+            f"{str(file)!r} starts with {lines[0]!r}; expected the modlAMP header 'n,1,class0,class1'"
+        )
+    sequences: list[str] = []
+    labels: list[int] = []
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        label = parts[-1].strip() if len(parts) == 2 else ""
+        if label not in ("0", "1") or not parts[0].strip():
+            raise ValueError(
+                f"{str(file)!r} line {number} is {line!r}; expected 'sequence,label' with label 0 or 1"
+            )
+        sequences.append(parts[0].strip())
+        labels.append(int(label))
+    if len(sequences) != int(header[0]):
+        raise ValueError(
+            f"{str(file)!r} announces {header[0]} sequences in its header but holds {len(sequences)}"
+        )
+    return sequences, np.asarray(labels, dtype=np.int64)
+
+
+def load_amp(
+    name: str = "amp_uniprot", data_home: str | os.PathLike[str] | None = None
+) -> tuple[list[str], np.ndarray]:
+    """An AMP set: ``(sequences, labels)``, labels int64 with 1 = antimicrobial, in file order."""
+    return read_modlamp_csv(amp_path(name, data_home))
+
+
+def amp_split(
+    sequences: list[str] | np.ndarray, labels: np.ndarray | list[int], test_size: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fixed stratified split: ``(train_indices, test_indices)``, each sorted (scikit-learn's
+    ``train_test_split`` with ``stratify=labels``; the same seed gives the same split)."""
+    from sklearn.model_selection import train_test_split
+
+    y = np.asarray(labels)
+    if len(sequences) != len(y):
+        raise ValueError(f"got {len(sequences)} sequences but {len(y)} labels; expected one label a sequence")
+    if not 0.0 < test_size < 1.0:
+        raise ValueError(f"test_size must be a fraction in (0, 1), got {test_size!r}")
+    train, test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=seed, stratify=y)
+    return np.sort(train), np.sort(test)
+
+
+for _name in AMP_FILES:
+    DATASETS.register(_name)(lambda data_home=None, _n=_name: load_amp(_n, data_home))
+
+__all__ = ["AMP_FILES", "amp_path", "amp_split", "load_amp", "read_modlamp_csv"]
