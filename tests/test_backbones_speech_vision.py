@@ -601,6 +601,10 @@ def test_hf_audio_errors_name_what_was_wrong(hf_dirs: dict[str, Path], tmp_path:
         _quiet(lambda: HFAudioBackbone(str(odd)))
     with pytest.raises(ValueError, match="input_length must be a positive integer, got -1"):
         HFAudioBackbone(str(hf_dirs["w2v"]), input_length=-1)
+    with pytest.raises(ValueError, match=r"at most 16000 samples \(1 s\); input_length=16001 would be cut"):
+        _quiet(lambda: HFAudioBackbone(str(hf_dirs["whisper"]), input_length=16001))
+    with pytest.raises(ValueError, match=r"reads at most 100 frames \(16240 samples\); input_length=16400"):
+        _quiet(lambda: HFAudioBackbone(str(hf_dirs["ast"]), input_length=16400))
 
 
 # -- vision ------------------------------------------------------------------------------------------------

@@ -40,9 +40,10 @@ def diversity(samples: Sequence[str]) -> float:
     """Mean pairwise normalised Hamming distance between equal-length samples (0: all identical)."""
     if len(samples) < 2:
         return 0.0
+    lengths = sorted({len(s) for s in samples})
+    if len(lengths) > 1:
+        raise ValueError(f"diversity needs samples of one length, got lengths {lengths[:5]}")
     arr = np.array([list(s) for s in samples])
-    if arr.ndim != 2:
-        raise ValueError("diversity needs samples of one length")
     n = len(arr)
     total = sum(float((arr[i] != arr[j]).mean()) for i in range(n) for j in range(i + 1, n))
     return total / (n * (n - 1) / 2)
@@ -246,6 +247,8 @@ def position_frequency_infill(
     for row, reg in zip(ids.numpy(), regions.numpy(), strict=True):
         for j, tok in enumerate(row[reg == code]):
             counts.setdefault(j, np.zeros(64, dtype=np.int64))[tok] += 1
+    if not counts:
+        raise ValueError(f"the training chains have no {region} to learn position frequencies from")
     overall = sum(counts.values())
     ids, regions = encode_antibodies(list(chains), list(cdr_masks))
     hits = total = 0
@@ -254,6 +257,8 @@ def position_frequency_infill(
             guess = int(np.argmax(counts.get(j, overall)))
             hits += int(guess == tok)
             total += 1
+    if total == 0:
+        raise ValueError(f"the chains to infill have no {region}")
     return {"recovery": hits / total, "residues": float(total)}
 
 

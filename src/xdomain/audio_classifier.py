@@ -19,7 +19,8 @@ class AudioClassifier(ReprogrammingClassifier):
 
     Args:
         backbone: ``speaker-encoder`` (default; GE2E embeddings), ``crepe-tiny``/``crepe-full`` (360 pitch
-            classes), ``vggish`` (give its weights), a ``transformers`` audio model name, or a loaded backbone.
+            classes), ``vggish`` (give its weights), a ``transformers`` audio model name, or a loaded
+            backbone.
         mapping: ``linear`` (a trained linear head; needed for embedding backbones), or a label mapping
             over source classes: ``random``, ``flm``, ``ilm``, ``blm``, ``blm+``.
         program: ``full`` (a trainable additive program over the whole clip) or ``none`` (frozen features:
@@ -72,12 +73,21 @@ class AudioClassifier(ReprogrammingClassifier):
 
         del fitting
         backbone = cached_backbone(self.backbone)
-        if backbone.input_kind != "waveform":
-            raise ValueError(f"backbone {backbone.name!r} takes {backbone.input_kind!r} input, not audio")
+        kind = getattr(backbone, "input_kind", None)
+        if kind != "waveform":
+            raise ValueError(
+                f"backbone {getattr(backbone, 'name', type(backbone).__name__)!r} takes {kind!r} input; "
+                "audio needs a waveform (speech) backbone"
+            )
         if isinstance(X, (str, os.PathLike)):
             raise TypeError(f"X must be a list of clips (paths or arrays), got a single path {str(X)!r}")
+        clips = list(X)
+        if self.sample_rate is None and any(not isinstance(c, (str, os.PathLike)) for c in clips):
+            raise ValueError(
+                "clips given as arrays need their sampling rate: pass sample_rate=<Hz> to AudioClassifier"
+            )
         return load_clips(
-            list(X), sample_rate=int(backbone.sample_rate), length=int(backbone.input_length),
+            clips, sample_rate=int(backbone.sample_rate), length=int(backbone.input_length),
             orig_rate=self.sample_rate, mix=self.mix,
         )
 
@@ -97,10 +107,11 @@ class AudioClassifier(ReprogrammingClassifier):
             copies=1, upsample=1, mask=self.program, learnable=self.program != "none", seed=self.random_state
         )
         head: nn.Module = (
-            LinearHead(n_outputs, pooling="none")
+            LinearHead(n_outputs, pooling="none", standardize=True)
             if self.mapping == "linear"
             else LabelMappingHead(
-                n_outputs, method=self.mapping, sources_per_class=self.sources_per_class, seed=self.random_state
+                n_outputs, method=self.mapping, sources_per_class=self.sources_per_class,
+                seed=self.random_state,
             )
         )
         return Reprogrammer(backbone, transform, head, adapter=AudioAdapter(normalise="peak"))

@@ -128,9 +128,10 @@ class ReprogrammingEstimator(BaseEstimator):
     def _fit_tensors(
         self, x: torch.Tensor, y: torch.Tensor, y_idx: np.ndarray | None, n_outputs: int
     ) -> None:
+        self.history_: History
         train_idx, val_idx = self._split(y_idx, x.shape[0])
         set_seed(self.random_state)
-        model = self._build_model(n_outputs)
+        model: Any = self._build_model(n_outputs)
         tr = torch.as_tensor(train_idx)
         train_ds = TensorDataset(x[tr], y[tr])
         val_ds = None
@@ -138,9 +139,21 @@ class ReprogrammingEstimator(BaseEstimator):
             va = torch.as_tensor(val_idx)
             val_ds = TensorDataset(x[va], y[va])
         callbacks = self._callbacks(model, x[tr], y[tr])
-        trainer = Trainer(model, self._train_config(), loss=self._loss, callbacks=callbacks)
-        if any(p.requires_grad for p in model.parameters()):
-            self.history_: History = trainer.fit(train_ds, val_ds)
+        trainer: Any = Trainer(model, self._train_config(), loss=self._loss, callbacks=callbacks)
+        if getattr(self, "black_box", False):
+            # BAR: only the backbone's output probabilities are used, and the program is trained with a
+            # zeroth-order estimate; the mapping is fitted once from the black box's answers
+            from xdomain.training.zeroth_order import BlackBoxBackbone, ZerothOrderTrainer
+
+            model.backbone = BlackBoxBackbone(model.backbone)
+            for callback in callbacks:
+                callback(trainer, 0)
+            trainer = ZerothOrderTrainer(model, self._train_config(), directions=self.directions)
+            self.history_ = trainer.fit(train_ds, val_ds)
+            self.queries_ = int(trainer.queries)
+            model.backbone = model.backbone.backbone  # the white-box model again, for predictions
+        elif any(p.requires_grad for p in model.parameters()):
+            self.history_ = trainer.fit(train_ds, val_ds)
         else:
             # nothing to train (no program, a fixed mapping): the mapping is still fitted from the data
             for callback in callbacks:
@@ -247,7 +260,8 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
         return torch.softmax(self._outputs(X), dim=-1).numpy()
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+        proba = self.predict_proba(X)  # checks that the estimator is fitted first
+        return np.asarray(self.classes_[proba.argmax(axis=1)])
 
     def _n_outputs(self) -> int:
         return len(self.classes_)

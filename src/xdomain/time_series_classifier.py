@@ -88,6 +88,9 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         image_size: side of the series image inside the border (vision backbones; None: half the input).
         length: resample every series to this length (None: all series must have one length).
         missing: ``"error"`` on NaN values, or ``"interpolate"`` them linearly.
+        black_box: train as BAR does (Tsai et al., ICML 2020): the backbone is queried for output
+            probabilities only and the program follows a zeroth-order gradient estimate over
+            ``directions`` random directions a step (``queries_`` counts the examples sent).
         epochs, batch_size, lr, patience, max_steps: training (Adam on the program and head).
         validation_fraction: stratified part of the training data held back to pick the best epoch.
         random_state: seed for the split, the initial mapping, batches and weights.
@@ -109,6 +112,8 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         image_size: int | None = None,
         length: int | None = None,
         missing: str = "error",
+        black_box: bool = False,
+        directions: int = 5,
         epochs: int = 30,
         batch_size: int = 16,
         lr: float | None = 0.01,
@@ -127,6 +132,8 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         self.image_size = image_size
         self.length = length
         self.missing = missing
+        self.black_box = black_box
+        self.directions = directions
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -164,7 +171,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         if self.mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
         if self.mapping == "linear":
-            return LinearHead(n_classes, pooling="none")
+            return LinearHead(n_classes, pooling="none", standardize=True)
         return LabelMappingHead(
             n_classes, method=self.mapping, sources_per_class=self.sources_per_class, seed=self.random_state
         )
@@ -179,7 +186,8 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         learnable = self.program != "none"
         adapter: nn.Module
         transform: nn.Module
-        if backbone.input_kind == "waveform":
+        kind = getattr(backbone, "input_kind", None)
+        if kind == "waveform":
             from xdomain.adapters.series_to_waveform import SeriesToWaveformAdapter
             from xdomain.transforms.additive import AdditiveProgramTransform
 
@@ -190,7 +198,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
                 copies=self.copies, upsample=upsample, mask=self.program, learnable=learnable,
                 seed=self.random_state,
             )
-        elif backbone.input_kind == "image":
+        elif kind == "image":
             from xdomain.adapters.series_to_image import SeriesToImageAdapter
             from xdomain.transforms.additive import VisualPromptTransform
 
@@ -199,7 +207,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
             transform = VisualPromptTransform(inner_size=inner, learnable=learnable, seed=self.random_state)
         else:
             raise ValueError(
-                f"backbone {getattr(backbone, 'name', backbone)!r} takes {backbone.input_kind!r} input; "
+                f"backbone {getattr(backbone, 'name', type(backbone).__name__)!r} takes {kind!r} input; "
                 "a time series classifier needs a waveform (speech) or image (vision) backbone"
             )
         return Reprogrammer(backbone, transform, self._head(n_outputs), adapter=adapter)

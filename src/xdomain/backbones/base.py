@@ -54,7 +54,9 @@ def package_file(package: str, *relative: str, install: str) -> str:
     root = next(iter(spec.submodule_search_locations))
     path = os.path.join(root, *relative)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"package {package!r} is installed at {root} but has no {os.path.join(*relative)}")
+        raise FileNotFoundError(
+            f"package {package!r} is installed at {root} but has no {os.path.join(*relative)}"
+        )
     return path
 
 

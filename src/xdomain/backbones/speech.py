@@ -305,6 +305,9 @@ def _load_vggish_state(weights: str) -> dict[str, torch.Tensor]:
     else:
         path = weights
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(state, dict):
+        # a whole torchvggish.VGGish also holds its AudioSet PCA ("pproc.*"), which is not used here
+        state = {k: v for k, v in state.items() if not k.startswith("pproc.")}
     found = set(state) if isinstance(state, dict) else set()
     if found != _VGGISH_KEYS:
         odd = sorted(found ^ _VGGISH_KEYS)
@@ -486,18 +489,31 @@ class HFAudioBackbone(FrozenBackbone):
         if family == "Wav2Vec2FeatureExtractor":
             self.features = zero_mean_unit_var if extractor.do_normalize else nn.Identity()
         elif family == "ASTFeatureExtractor":
+            frames = 1 + (input_length - 400) // 160  # Kaldi's 25 ms frames every 10 ms, edges snipped
+            if input_length < 400:
+                raise ValueError(f"{name_or_path!r} needs at least 400 samples (a frame), got {input_length}")
+            if frames > extractor.max_length:
+                raise ValueError(
+                    f"{name_or_path!r} reads at most {extractor.max_length} frames "
+                    f"({400 + 160 * (extractor.max_length - 1)} samples); input_length={input_length} would "
+                    "be cut"
+                )
             self.features = KaldiFbank(
                 self.sample_rate, int(extractor.num_mel_bins), int(extractor.max_length),
                 float(extractor.mean), float(extractor.std), bool(extractor.do_normalize),
             )
         else:
+            if input_length > extractor.n_samples:
+                raise ValueError(
+                    f"{name_or_path!r} reads at most {extractor.n_samples} samples "
+                    f"({extractor.chunk_length} s); input_length={input_length} would be cut"
+                )
             mel_filters = torch.as_tensor(extractor.mel_filters)
             self.features = WhisperLogMel(
                 mel_filters, int(extractor.n_fft), int(extractor.hop_length), int(extractor.n_samples)
             )
             # the encoder halves the mel frames; frames past the clip only see padding
-            covered = math.ceil(min(input_length, extractor.n_samples) / (2 * extractor.hop_length))
-            self._pool_frames = max(1, covered)
+            self._pool_frames = math.ceil(input_length / (2 * extractor.hop_length))
         self.freeze()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
