@@ -19,21 +19,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from xdomain.estimators import ReprogrammingEstimator
+from xdomain.estimators import ReprogrammingEstimator, cached_backbone
 
 _STANDARD = slice(1, 21)  # ids of the 20 standard residues in PROTEIN_VOCAB (after <pad>)
 
-
-def _masked_lm(backbone: Any) -> Any:
-    if not isinstance(backbone, str):
-        return backbone
-    from xdomain import estimators
-    from xdomain.backbones.masked_lm import load_masked_lm
-
-    key = f"masked-lm:{backbone.lower()}"
-    if key not in estimators._BACKBONE_CACHE:
-        estimators._BACKBONE_CACHE[key] = load_masked_lm(backbone)
-    return estimators._BACKBONE_CACHE[key]
 
 
 def diversity(samples: Sequence[str]) -> float:
@@ -118,7 +107,8 @@ class AntibodyInfiller(ReprogrammingEstimator):
         seqs = read_sequences(chains).sequences
         limit = self.max_length
         if limit is None:
-            config = getattr(getattr(_masked_lm(self.backbone), "model", None), "config", None)
+            backbone = cached_backbone(self.backbone, domain="masked-lm")
+            config = getattr(getattr(backbone, "model", None), "config", None)
             limit = getattr(config, "max_position_embeddings", None)
         ids, regions = encode_antibodies(seqs, cdr_masks, max_length=limit, too_long=self.too_long)
         masked, targets = mask_region(ids, regions, region or self.region)
@@ -135,9 +125,8 @@ class AntibodyInfiller(ReprogrammingEstimator):
             n_outputs, sparsity=self.sparsity, k=self.k, l1=self.l1, padding_idx=PAD_ID,
             seed=self.random_state,
         )
-        return Reprogrammer(
-            _masked_lm(self.backbone), transform, VocabProjectionHead(n_outputs), adapter=AntibodyAdapter()
-        )
+        backbone = cached_backbone(self.backbone, domain="masked-lm")
+        return Reprogrammer(backbone, transform, VocabProjectionHead(n_outputs), adapter=AntibodyAdapter())
 
     def _n_outputs(self) -> int:
         from xdomain.adapters.protein import PROTEIN_VOCAB

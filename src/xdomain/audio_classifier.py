@@ -72,7 +72,7 @@ class AudioClassifier(ReprogrammingClassifier):
         from xdomain.adapters.audio import load_clips
 
         del fitting
-        backbone = cached_backbone(self.backbone)
+        backbone = cached_backbone(self.backbone, domain="audio")
         kind = getattr(backbone, "input_kind", None)
         if kind != "waveform":
             raise ValueError(
@@ -102,7 +102,7 @@ class AudioClassifier(ReprogrammingClassifier):
             raise ValueError(f"program must be 'full' or 'none', got {self.program!r}")
         if self.mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
-        backbone = cached_backbone(self.backbone)
+        backbone = cached_backbone(self.backbone, domain="audio")
         transform = AdditiveProgramTransform(
             copies=1, upsample=1, mask=self.program, learnable=self.program != "none", seed=self.random_state
         )

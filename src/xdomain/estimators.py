@@ -30,16 +30,55 @@ from xdomain.training.trainer import History, Trainer, set_seed
 _BACKBONE_CACHE: dict[str, Any] = {}
 
 
-def cached_backbone(backbone: Any) -> Any:
+_VISION_TYPES = {"vit", "deit", "beit", "convnext", "convnextv2", "resnet", "swin", "swinv2", "efficientnet",
+                 "mobilenet_v1", "mobilenet_v2", "mobilevit", "regnet", "dinov2", "levit", "poolformer"}
+
+
+def _load_classifier_backbone(name: str, domain: str) -> Any:
+    """An unregistered name for a speech or vision classifier: a ``transformers`` audio model, or an image
+    model when its config says so (``domain="audio-or-image"``)."""
+    from xdomain.backbones.speech import load_audio_backbone
+
+    if domain == "audio-or-image":
+        from transformers import AutoConfig
+
+        try:
+            config = AutoConfig.from_pretrained(name)
+        except (OSError, ValueError) as err:
+            raise ValueError(
+                f"unknown backbone {name!r}: not a registered alias and not a transformers model reachable "
+                f"from here ({err})"
+            ) from err
+        archs = " ".join(getattr(config, "architectures", None) or [])
+        if "Image" in archs or getattr(config, "model_type", "") in _VISION_TYPES:
+            from xdomain.backbones.vision import load_vision_backbone
+
+            return load_vision_backbone(name)
+    return load_audio_backbone(name)
+
+
+def cached_backbone(backbone: Any, domain: str = "language") -> Any:
     """A loaded backbone for a name (loaded once per process: it is frozen, so models can share it), or
-    the given instance unchanged."""
+    the given instance unchanged. Registered aliases (``minilm``, ``crepe-tiny``, ...) load as registered;
+    other names load as a ``transformers`` model of the ``domain``: ``"language"``, ``"audio"`` or
+    ``"audio-or-image"`` (chosen from the model's config); ``"masked-lm"`` loads every name, aliases
+    included, with its masked-LM head (:func:`xdomain.backbones.masked_lm.load_masked_lm`)."""
     if not isinstance(backbone, str):
         return backbone
-    key = backbone.lower()
+    key = f"{domain}:{backbone.lower()}"
     if key not in _BACKBONE_CACHE:
+        import xdomain.backbones  # noqa: F401  (registers every alias)
+        from xdomain.registry import BACKBONES
         from xdomain.reprogrammer import resolve_backbone
 
-        _BACKBONE_CACHE[key] = resolve_backbone(backbone)
+        if domain == "masked-lm":
+            from xdomain.backbones.masked_lm import load_masked_lm
+
+            _BACKBONE_CACHE[key] = load_masked_lm(backbone)
+        elif domain == "language" or backbone in BACKBONES:
+            _BACKBONE_CACHE[key] = resolve_backbone(backbone)
+        else:
+            _BACKBONE_CACHE[key] = _load_classifier_backbone(backbone, domain)
     return _BACKBONE_CACHE[key]
 
 

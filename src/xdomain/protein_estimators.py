@@ -113,19 +113,6 @@ class _ProteinModel:
         return Reprogrammer(backbone, transform, head, adapter=ProteinAdapter())
 
 
-def _masked_lm(name: Any) -> Any:
-    """Label mapping reads the masked-LM vocabulary scores: load names through the masked-LM loader."""
-    if not isinstance(name, str):
-        return name
-    from xdomain.backbones.masked_lm import load_masked_lm
-
-    key = f"masked-lm:{name.lower()}"
-    from xdomain import estimators
-
-    if key not in estimators._BACKBONE_CACHE:
-        estimators._BACKBONE_CACHE[key] = load_masked_lm(name)
-    return estimators._BACKBONE_CACHE[key]
-
 
 class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
     """Classify protein or peptide sequences with a frozen English language model (scikit-learn estimator).
@@ -191,7 +178,7 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
         head = VocabLabelMappingHead(
             n_outputs, sources_per_class=self.sources_per_class, seed=self.random_state
         )
-        return self._protein_model(head, backbone=_masked_lm(self.backbone))
+        return self._protein_model(head, backbone=cached_backbone(self.backbone, domain="masked-lm"))
 
 
 class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):

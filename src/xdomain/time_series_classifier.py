@@ -181,7 +181,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
 
         if self.program not in PROGRAMS:
             raise ValueError(f"program must be one of {PROGRAMS}, got {self.program!r}")
-        backbone = cached_backbone(self.backbone)
+        backbone = cached_backbone(self.backbone, domain="audio-or-image")
         length = int(self.series_length_)
         learnable = self.program != "none"
         adapter: nn.Module

@@ -90,6 +90,11 @@ class FrozenBackbone(nn.Module):
         # frozen: dropout and batch-norm statistics stay fixed whatever the caller asks
         return super().train(False)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> FrozenBackbone:
+        # frozen and eval-locked: a copy could never differ, so copies (scikit-learn's clone in a grid
+        # search) share this one instead of duplicating its weights
+        return self
+
     def fingerprint(self) -> str:
         return weights_fingerprint(self, f"{type(self).__name__}|{self.num_outputs}")
 

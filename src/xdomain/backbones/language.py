@@ -82,6 +82,10 @@ class LanguageBackbone(nn.Module):
             p.requires_grad_(False)
         self.model.eval()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> LanguageBackbone:
+        # frozen and eval-locked: copies (scikit-learn's clone in a grid search) share this one
+        return self
+
     # -- what the other terms of the equation read -------------------------------------------------
     @property
     def hidden_size(self) -> int:

@@ -29,7 +29,8 @@ class LinearHead(nn.Module):
         dropout: applied to the pooled features, before the linear layer.
         standardize: scale each pooled feature by the mean and standard deviation of the frozen model's
             outputs on the training data (fitted once, before training, by :meth:`fit_mapping`; saved with
-            the checkpoint), as a linear probe's ``StandardScaler`` does. Frozen classifiers often give
+            the checkpoint, refitted at the start of every epoch as the input program moves them), as a
+            linear probe's ``StandardScaler`` does. Frozen classifiers often give
             outputs whose spread between examples is tiny next to their offset; without this a linear
             layer trained by gradient descent barely separates them (measured on GunPoint with CREPE).
 
@@ -46,7 +47,6 @@ class LinearHead(nn.Module):
     feature_std: torch.Tensor
     # fitted from data, not by gradient: saved with the trained parameters (xdomain.reprogrammer)
     learned_buffers = ("feature_mean", "feature_std")
-    refit_each_epoch = False
 
     def __init__(
         self, num_classes: int, pooling: str = "mean", dropout: float = 0.0, standardize: bool = False
@@ -57,6 +57,11 @@ class LinearHead(nn.Module):
         self.dropout = dropout
         self.standardize = standardize
         self.in_features: int | None = None
+
+    @property
+    def refit_each_epoch(self) -> bool:
+        # the program moves the frozen model's outputs as it learns: the scaler follows them each epoch
+        return bool(self.standardize)
 
     def bind(self, backbone: Any, **_: Any) -> LinearHead:
         """Read the input width from the backbone and create the linear layer; returns self."""
@@ -92,7 +97,9 @@ class LinearHead(nn.Module):
     def fit_mapping(self, outputs: torch.Tensor, targets: torch.Tensor | None = None,
                     attention_mask: torch.Tensor | None = None) -> None:
         """With ``standardize``, fit the feature mean and standard deviation from the frozen model's
-        outputs on the training data (``(N, D)`` or ``(N, S, D)``); a no-op otherwise."""
+        outputs on the training data (``(N, D)`` or ``(N, S, D)``); a no-op otherwise. (Named as
+        :meth:`LabelMappingHead.fit_mapping <xdomain.heads.label_mapping.LabelMappingHead.fit_mapping>`:
+        the estimators call it on any head that has it.)"""
         del targets
         if not self.standardize:
             return

@@ -67,8 +67,17 @@ class VocabProjectionHead(nn.Module):
         if not self.bound:
             raise RuntimeError("VocabProjectionHead is not bound to a backbone; call bind(backbone)")
         del attention_mask
-        logits = self._source[0].source_logits(hidden)  # (B, L, V)
-        out: torch.Tensor = self.gamma(logits.to(self.gamma.weight.dtype))  # (B, L, num_tokens)
+        backbone = self._source[0]
+        if getattr(backbone, "mlm_head", None) is None:
+            # tied decoder: gamma(h @ E^T) = h @ (W E)^T + b, the same linear map with the (T, D) product
+            # formed once instead of a (B, L, V) score tensor (V = 30,522 for MiniLM)
+            folded = self.gamma.weight @ backbone.word_embeddings.to(self.gamma.weight.dtype)  # (T, D)
+            out: torch.Tensor = torch.nn.functional.linear(
+                hidden.to(folded.dtype), folded, self.gamma.bias
+            )  # (B, L, num_tokens)
+            return out
+        logits = backbone.source_logits(hidden)  # (B, L, V)
+        out = self.gamma(logits.to(self.gamma.weight.dtype))  # (B, L, num_tokens)
         return out
 
     def extra_repr(self) -> str:
