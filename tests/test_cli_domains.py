@@ -291,7 +291,7 @@ def test_classify_gunpoint_scores_every_test_series_and_saves_the_model(
     code, printed, err = _run([*argv, "--max-steps", "2", "--out", str(out)], capsys)
     assert code == 0, err
     assert printed.startswith("| model | what | test accuracy | trainable parameters | train seconds |")
-    assert "| reprogram | none + linear (program outside) |" in printed
+    assert "| reprogram | none + linear (program full) |" in printed
     doc = _metrics(out)
     assert (doc["dataset"], doc["n_train"], doc["n_test"], doc["classes"]) == (
         "UCR/GunPoint",

@@ -426,7 +426,7 @@ def _classify_parser(sub: Any) -> None:
         "--program",
         default=None,
         choices=PROGRAMS,
-        help="where the additive program acts (default outside for UCR, full for audio; audio takes "
+        help="where the additive program acts (default full; outside is for UCR series only; audio takes "
         "full or none)",
     )
     p.add_argument(
@@ -441,27 +441,6 @@ def _classify_parser(sub: Any) -> None:
     p.add_argument("--no-baseline", action="store_true", help="skip the logistic-regression baseline")
     p.set_defaults(handler=_classify)
 
-
-def _log_mel_stats(clips: Sequence[Any]) -> Any:
-    """Mean and standard deviation over time of 40 log-mel bands of each clip at 8 kHz: ``(N, 80)``, the
-    audio baseline's features (the clip's own length, no padding)."""
-    import numpy as np
-    import torch
-    import torchaudio  # type: ignore[import-untyped]
-
-    from xdomain.adapters.audio import read_audio
-
-    rate = 8000
-    mel = torchaudio.transforms.MelSpectrogram(sample_rate=rate, n_fft=256, hop_length=80, n_mels=40)
-    rows = []
-    for clip in clips:
-        wave, clip_rate = read_audio(clip)
-        x = torch.from_numpy(wave)
-        if clip_rate != rate:
-            x = torchaudio.functional.resample(x, clip_rate, rate)
-        logmel = torch.log(mel(x) + 1e-6)  # (40, F)
-        rows.append(torch.cat([logmel.mean(dim=1), logmel.std(dim=1, unbiased=False)]).numpy())
-    return np.stack(rows)
 
 
 def _classify(args: argparse.Namespace) -> int:
@@ -523,8 +502,10 @@ def _classify(args: argparse.Namespace) -> int:
         )
     ]
     if not args.no_baseline:
+        from xdomain.baselines.log_mel import log_mel_statistics
+
         features: Callable[[Any], Any] = (
-            _log_mel_stats if audio else functools.partial(series_matrix, missing=args.missing or "error")
+            log_mel_statistics if audio else functools.partial(series_matrix, missing=args.missing or "error")
         )
         what = "mean and std of 40 log-mel bands" if audio else "the raw series"
         baseline = make_pipeline(

@@ -34,7 +34,7 @@ _VISION_TYPES = {"vit", "deit", "beit", "convnext", "convnextv2", "resnet", "swi
                  "mobilenet_v1", "mobilenet_v2", "mobilevit", "regnet", "dinov2", "levit", "poolformer"}
 
 
-def _load_classifier_backbone(name: str, domain: str) -> Any:
+def _load_classifier_backbone(name: str, domain: str, **options: Any) -> Any:
     """An unregistered name for a speech or vision classifier: a ``transformers`` audio model, or an image
     model when its config says so (``domain="audio-or-image"``)."""
     from xdomain.backbones.speech import load_audio_backbone
@@ -53,19 +53,20 @@ def _load_classifier_backbone(name: str, domain: str) -> Any:
         if "Image" in archs or getattr(config, "model_type", "") in _VISION_TYPES:
             from xdomain.backbones.vision import load_vision_backbone
 
-            return load_vision_backbone(name)
-    return load_audio_backbone(name)
+            return load_vision_backbone(name, **options)
+    return load_audio_backbone(name, **options)
 
 
-def cached_backbone(backbone: Any, domain: str = "language") -> Any:
+def cached_backbone(backbone: Any, domain: str = "language", **options: Any) -> Any:
     """A loaded backbone for a name (loaded once per process: it is frozen, so models can share it), or
     the given instance unchanged. Registered aliases (``minilm``, ``crepe-tiny``, ...) load as registered;
     other names load as a ``transformers`` model of the ``domain``: ``"language"``, ``"audio"`` or
     ``"audio-or-image"`` (chosen from the model's config); ``"masked-lm"`` loads every name, aliases
-    included, with its masked-LM head (:func:`xdomain.backbones.masked_lm.load_masked_lm`)."""
+    included, with its masked-LM head (:func:`xdomain.backbones.masked_lm.load_masked_lm`). ``options``
+    go to the backbone's constructor (``input_length=1024``)."""
     if not isinstance(backbone, str):
         return backbone
-    key = f"{domain}:{backbone.lower()}"
+    key = f"{domain}:{backbone.lower()}:{sorted(options.items())}"
     if key not in _BACKBONE_CACHE:
         import xdomain.backbones  # noqa: F401  (registers every alias)
         from xdomain.registry import BACKBONES
@@ -74,11 +75,13 @@ def cached_backbone(backbone: Any, domain: str = "language") -> Any:
         if domain == "masked-lm":
             from xdomain.backbones.masked_lm import load_masked_lm
 
-            _BACKBONE_CACHE[key] = load_masked_lm(backbone)
-        elif domain == "language" or backbone in BACKBONES:
+            _BACKBONE_CACHE[key] = load_masked_lm(backbone, **options)
+        elif backbone in BACKBONES:
+            _BACKBONE_CACHE[key] = BACKBONES.build(backbone, **options)
+        elif domain == "language":
             _BACKBONE_CACHE[key] = resolve_backbone(backbone)
         else:
-            _BACKBONE_CACHE[key] = _load_classifier_backbone(backbone, domain)
+            _BACKBONE_CACHE[key] = _load_classifier_backbone(backbone, domain, **options)
     return _BACKBONE_CACHE[key]
 
 
