@@ -35,7 +35,6 @@ from sklearn.preprocessing import StandardScaler
 
 from xdomain import TimeSeriesClassifier
 from xdomain.datasets import load_ucr
-from xdomain.estimators import cached_backbone
 
 V2S_PAPER = {"GunPoint": 96.67, "ItalyPowerDemand": 97.08, "Coffee": 100.0}
 
@@ -81,15 +80,16 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                   batch_size=args.batch_size, max_steps=args.max_steps)
     # the same program with no backbone: the programmed waveform read by a linear head
     t = time.perf_counter()
-    nb = TimeSeriesClassifier(backbone="none", mapping="linear", upsample=1, **common).fit(Xtr, ytr)
+    nb = TimeSeriesClassifier(backbone="none", mapping="linear", **common).fit(Xtr, ytr)
     acc = float((nb.predict(Xte) == yte).mean())
     rows.append(row(name, "same program, no backbone", "none", "linear", acc, time.perf_counter() - t,
                     nb.num_trainable()))
     print(rows[-1], flush=True)
     for bname in args.backbones:
-        backbone = cached_backbone(bname)
+        # by name, so that the classifier sizes the clip (clip_length) as a user's would be
+        backbone = TimeSeriesClassifier(backbone=bname)._backbone()
         t = time.perf_counter()
-        Ftr, Fte = frozen_features(backbone, Xtr), frozen_features(backbone, Xte)
+        Ftr, Fte = frozen_features(bname, Xtr), frozen_features(bname, Xte)
         probe = logistic_cv(Ftr, ytr, args.seed)
         rows.append(row(name, "linear probe (frozen features)", bname, "-",
                         float((probe.predict(Fte) == yte).mean()), time.perf_counter() - t,
@@ -98,7 +98,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         mappings = args.mappings if backbone.output_kind == "logits" else ["linear"]
         for mapping in mappings:
             t = time.perf_counter()
-            clf = TimeSeriesClassifier(backbone=backbone, mapping=mapping, upsample=1, **common).fit(Xtr, ytr)
+            clf = TimeSeriesClassifier(backbone=bname, mapping=mapping, **common).fit(Xtr, ytr)
             rows.append(row(name, "reprogrammed", bname, mapping, float((clf.predict(Xte) == yte).mean()),
                             time.perf_counter() - t, clf.num_trainable(), steps=clf.history_.steps,
                             stopped=clf.history_.stopped))
@@ -106,7 +106,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         if args.black_box and backbone.output_kind == "logits":
             for mapping in args.black_box_mappings:
                 t = time.perf_counter()
-                bar = TimeSeriesClassifier(backbone=backbone, mapping=mapping, upsample=1, black_box=True,
+                bar = TimeSeriesClassifier(backbone=bname, mapping=mapping, black_box=True,
                                            directions=args.directions, **{**common, "lr": args.bar_lr})
                 bar.fit(Xtr, ytr)
                 rows.append(row(name, "reprogrammed, black box (BAR)", bname, mapping,

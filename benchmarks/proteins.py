@@ -126,12 +126,14 @@ def classification_task(task: str, Xtr: list[str], ytr: np.ndarray, Xte: list[st
         Ftr, Fte = feats(Xtr), feats(Xte)
         probe = logistic_cv(Ftr, ytr, args.seed)
         add(name, *scores(probe, Fte, yte), time.perf_counter() - t, int(Ftr.shape[1] + 1))
-    for label, kw in (("reprogrammed MiniLM, dense map + linear head (ReprogBERT theta)", {}),
-                      ("reprogrammed MiniLM, top-64 sparse map + linear head (R2DL)", {"sparsity": "topk"}),
-                      ("reprogrammed MiniLM, dense map + vocabulary label mapping (R2DL)",
-                       {"head": "label-mapping"})):
-        if kw and args.only_dense:
-            continue
+    variants = {
+        "dense": ("reprogrammed MiniLM, dense map + linear head (ReprogBERT theta)", {}),
+        "topk": ("reprogrammed MiniLM, top-64 sparse map + linear head (R2DL)", {"sparsity": "topk"}),
+        "label-mapping": ("reprogrammed MiniLM, dense map + vocabulary label mapping (R2DL)",
+                          {"head": "label-mapping"}),
+    }
+    for key in args.variants:
+        label, kw = variants[key]
         t = time.perf_counter()
         clf = ProteinClassifier(backbone="minilm", epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                                 max_steps=args.max_steps, random_state=args.seed, max_length=args.max_length,
@@ -209,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--infill-epochs", type=int, default=5)
     p.add_argument("--infill-lr", type=float, default=1e-3)
     p.add_argument("--limit", type=int, default=None, help="smoke runs: at most this many examples per split")
-    p.add_argument("--only-dense", action="store_true", help="only the dense map + linear head variant")
+    p.add_argument("--variants", nargs="+", default=["dense", "topk", "label-mapping"],
+                   choices=["dense", "topk", "label-mapping"], help="reprogrammed variants for amp")
+    p.add_argument("--deepsol-train-limit", type=int, default=None,
+                   help="train every DeepSol model on a seeded random subset of this many sequences")
     p.add_argument("--no-antiberty", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -234,7 +239,10 @@ def main(argv: list[str] | None = None) -> int:
             a, b = rng.permutation(len(Xtr))[: args.limit], rng.permutation(len(Xte))[: args.limit]
             Xtr, ytr = [Xtr[i] for i in a], np.asarray(ytr)[a]
             Xte, yte = [Xte[i] for i in b], np.asarray(yte)[b]
-        sub = argparse.Namespace(**{**vars(args), "epochs": args.deepsol_epochs, "only_dense": True})
+        if args.deepsol_train_limit:
+            keep = np.random.default_rng(args.seed).permutation(len(Xtr))[: args.deepsol_train_limit]
+            Xtr, ytr = [Xtr[i] for i in keep], np.asarray(ytr)[keep]
+        sub = argparse.Namespace(**{**vars(args), "epochs": args.deepsol_epochs, "variants": ["dense"]})
         rows += classification_task("deepsol", list(Xtr), np.asarray(ytr), list(Xte), np.asarray(yte), sub)
     if "cdrh3" in args.tasks:
         rows += cdrh3_task(args)
@@ -245,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         base = task_rows[0]["accuracy"]
         lines += [f"\n## {task} ({TARGETS[task]})\n",
-                  "| model | test acc % | acc / k-mer | AUROC | trainable | train s |", "|---|---|---|---|---|---|"]
+                  "| model | test acc % | acc / k-mer | AUROC | trainable | train s |",
+                  "|---|---|---|---|---|---|"]
         lines += [f"| {r['model']} | {r['accuracy']:.2f} | {r['accuracy'] / base:.3f} | {r['auroc']:.3f} | "
                   f"{count(r['trainable'])} | {r['train_s']:.1f} |" for r in task_rows]
     task_rows = [r for r in rows if r["task"] == "cdrh3"]

@@ -588,3 +588,19 @@ def test_antibody_train_with_minilm(tmp_path: Path, capsys: pytest.CaptureFixtur
     reprogram, baseline = _metrics(run)["results"]
     assert reprogram["description"].startswith("minilm, dense vocabulary map")
     assert 0.0 <= reprogram["recovery"] <= 1.0 and reprogram["residues"] == baseline["residues"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what", ["classify-ucr", "classify-audio", "proteins"])
+def test_bench_runs_each_benchmark_script(what: str) -> None:
+    """`xdomain bench <what> --help` reaches the benchmark script (it replaces the process)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; from xdomain.cli import main; sys.exit(main())", "bench", what,
+         "--help"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout and "--out" in done.stdout

@@ -139,10 +139,18 @@ def _forecast(args: argparse.Namespace) -> int:
     return 0
 
 
+BENCHMARKS = {
+    "forecast": "forecast_etth1.py",
+    "classify-ucr": "classify_ucr.py",
+    "classify-audio": "classify_audio.py",
+    "proteins": "proteins.py",
+}
+
+
 def _bench(args: argparse.Namespace) -> int:
     root = Path(__file__).resolve().parents[2] / "benchmarks"
-    script = root / f"{args.what}_etth1.py" if args.what == "forecast" else None
-    if script is None or not script.is_file():
+    script = root / BENCHMARKS[args.what]
+    if not script.is_file():
         print(
             f"benchmark {args.what!r} not found (expected {script}); run it from a source checkout",
             file=sys.stderr,
@@ -992,7 +1000,7 @@ def build_parser() -> argparse.ArgumentParser:
     _protein_parser(sub)
     _antibody_parser(sub)
     b = sub.add_parser("bench", help="run a benchmark script (from a source checkout)")
-    b.add_argument("what", choices=("forecast",))
+    b.add_argument("what", choices=tuple(BENCHMARKS))
     b.add_argument("rest", nargs=argparse.REMAINDER, help="arguments passed to the benchmark")
     return parser
 
