@@ -153,3 +153,28 @@ def test_bad_shapes_are_refused() -> None:
     none = LinearHead(num_classes=2, pooling="none").bind(SimpleNamespace(hidden_size=2))
     with pytest.raises(ValueError, match=r"pooling='none' needs \(B, D\) input, got .*\(2, 3, 2\)"):
         none(HIDDEN)
+
+
+def test_standardize_fits_mean_and_std_by_hand_and_floors_constant_features() -> None:
+    head = LinearHead(num_classes=2, pooling="none", standardize=True).bind(SimpleNamespace(num_outputs=3))
+    with torch.no_grad():
+        head.linear.weight.copy_(torch.eye(2, 3))
+        head.linear.bias.zero_()
+    # feature 0: values 1, 3 (mean 2, sample std sqrt(2)); feature 1: 10, 10 (constant); feature 2: 0, 4
+    outputs = torch.tensor([[1.0, 10.0, 0.0], [3.0, 10.0, 4.0]])
+    head.fit_mapping(outputs, torch.tensor([0, 1]))
+    torch.testing.assert_close(head.feature_mean, torch.tensor([2.0, 10.0, 2.0]))
+    std0, std2 = 2.0**0.5, 8.0**0.5
+    floor = 1e-2 * ((std0**2 + 0.0 + std2**2) / 3) ** 0.5 + 1e-6
+    torch.testing.assert_close(head.feature_std, torch.tensor([std0, floor, std2]))
+    out = head(torch.tensor([[4.0, 10.5, 0.0]]))
+    torch.testing.assert_close(out, torch.tensor([[2.0 / std0, 0.5 / floor]]))
+    assert head.refit_each_epoch and "feature_mean" in head.learned_buffers
+
+
+def test_without_standardize_fit_mapping_changes_nothing() -> None:
+    head = LinearHead(num_classes=2, pooling="none").bind(SimpleNamespace(num_outputs=2))
+    head.fit_mapping(torch.tensor([[5.0, 6.0], [7.0, 9.0]]))
+    torch.testing.assert_close(head.feature_mean, torch.zeros(2))
+    torch.testing.assert_close(head.feature_std, torch.ones(2))
+    assert not head.refit_each_epoch

@@ -108,8 +108,12 @@ class LinearHead(nn.Module):
         pooled = self.pool(outputs.float(), attention_mask)  # (N, D)
         if pooled.shape[0] < 2:
             raise ValueError(f"standardizing needs at least 2 examples, got {pooled.shape[0]}")
+        std = pooled.std(0)
+        # a feature that does not vary over the training data (a position only the program reaches) must
+        # not be divided by ~0: the program moves it between refits, and the quotient would explode
+        floor = 1e-2 * float(std.square().mean().sqrt()) + 1e-6
         self.feature_mean.copy_(pooled.mean(0))
-        self.feature_std.copy_(pooled.std(0).clamp_min(1e-6))
+        self.feature_std.copy_(std.clamp_min(floor))
 
     def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``(B, D)`` unchanged, or ``(B, S, D)`` pooled over ``S`` -> ``(B, D)``."""
