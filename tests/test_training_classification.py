@@ -20,7 +20,8 @@ QUIET = TrainConfig(progress=False, seed=3, epochs=2, batch_size=2, lr=0.1, pati
 def test_cross_entropy_over_tokens_ignores_unscored_positions_by_hand() -> None:
     logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0], [1.0, 3.0]]])  # (1, 3, 2)
     targets = torch.tensor([[0, IGNORE_INDEX, 1]])
-    expected = -math.log(math.exp(2) / (math.exp(2) + 1)) - math.log(math.exp(3) / (math.exp(1) + math.exp(3)))
+    expected = -math.log(math.exp(2) / (math.exp(2) + 1))
+    expected -= math.log(math.exp(3) / (math.exp(1) + math.exp(3)))
     assert float(compute_loss("cross_entropy", logits, targets)) == pytest.approx(expected / 2)
     assert float(compute_loss("cross_entropy", logits, targets, reduction="sum")) == pytest.approx(expected)
     with pytest.raises(ValueError, match=r"scores \(\.\.\., C\) and labels"):
