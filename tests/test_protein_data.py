@@ -192,7 +192,7 @@ def test_mask_region() -> None:
 def test_antibody_adapter() -> None:
     adapter = ADAPTERS.build("antibody")
     assert isinstance(adapter, AntibodyAdapter)
-    ids, regions = adapter.tokenize(["ACDE"], ["0033"])
+    ids, regions = adapter.tokenize_chains(["ACDE"], ["0033"])
     masked, targets = adapter.mask(ids, regions)
     assert masked.tolist() == [[1, 2, MASK_ID, MASK_ID]]
     assert targets.tolist() == [[IGNORE_INDEX, IGNORE_INDEX, 3, 4]]

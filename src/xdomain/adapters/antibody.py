@@ -17,19 +17,15 @@ Shapes:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from xdomain.adapters.protein import (
     MASK_ID,
-    PAD_ID,
-    PROTEIN_VOCAB,
+    ProteinAdapter,
     _as_list,
     _check_too_long,
-    check_ids,
     clean_sequence,
     ids_of,
 )
@@ -159,32 +155,24 @@ def mask_region(
 
 
 @ADAPTERS.register("antibody")
-class AntibodyAdapter(nn.Module):
-    """Domain adapter in front of I: antibody heavy chains with CDR masks as protein token ids, for CDR
-    infilling (ReprogBERT, Melnyk et al., ICML 2023). It has no weights.
+class AntibodyAdapter(ProteinAdapter):
+    """Antibody heavy chains with CDR masks as protein token ids, for CDR infilling (ReprogBERT).
+
+    The same ids, mask and pass-through decode as :class:`~xdomain.adapters.protein.ProteinAdapter`;
+    what it adds is reading chains together with their CDR masks, and hiding one region.
 
     Args:
         max_length: the most residues a chain may have (None: no limit).
         too_long: ``"error"`` or ``"truncate"`` (see :func:`encode_antibodies`).
 
     Shapes:
-        - tokenize: ``N`` chains and masks -> ids ``(N, L_max)``, regions ``(N, L_max)``
+        - tokenize_chains: ``N`` chains and masks -> ids ``(N, L_max)``, regions ``(N, L_max)``
         - mask: ids, regions ``(B, L)`` -> masked ids ``(B, L)``, targets ``(B, L)``
         - encode: ids ``(B, L)`` -> ids ``(B, L)``, state ``{"attention_mask": (B, L) bool}``
         - decode: ``y`` unchanged (e.g. amino-acid logits ``(B, L, vocab_size)``)
     """
 
-    vocab: list[str] = PROTEIN_VOCAB
-    vocab_size: int = len(PROTEIN_VOCAB)
-    pad_id: int = PAD_ID
-    mask_id: int = MASK_ID
-
-    def __init__(self, max_length: int | None = None, too_long: str = "error") -> None:
-        super().__init__()
-        self.max_length = max_length
-        self.too_long = too_long
-
-    def tokenize(
+    def tokenize_chains(
         self, chains: Sequence[str], cdr_masks: Sequence[str | Sequence[int] | np.ndarray]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return encode_antibodies(chains, cdr_masks, self.max_length, self.too_long)
@@ -193,16 +181,6 @@ class AntibodyAdapter(nn.Module):
         self, ids: torch.Tensor, regions: torch.Tensor, region: str = "CDR-H3"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         return mask_region(ids, regions, region, self.mask_id)
-
-    def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        check_ids(ids, self.vocab_size)
-        return ids, {"attention_mask": ids != PAD_ID}
-
-    def decode(self, y: torch.Tensor, state: dict[str, Any] | None = None) -> torch.Tensor:
-        return y
-
-    def extra_repr(self) -> str:
-        return f"max_length={self.max_length}, too_long={self.too_long!r}, vocab_size={self.vocab_size}"
 
 
 __all__ = [
