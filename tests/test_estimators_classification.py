@@ -512,3 +512,13 @@ def test_audio_missing_rate_names_the_estimators_parameter(wave: TinyWaveformBac
     clips, labels = tones(2)
     with pytest.raises(ValueError, match="sample_rate="):
         AudioClassifier(backbone=wave, **FAST).fit(clips, labels)
+
+
+def test_score_rejects_a_label_seen_only_at_predict_time(wave: TinyWaveformBackbone) -> None:
+    X, y = sines_and_squares(n_per_class=8, length=32)
+    clf = TimeSeriesClassifier(backbone=wave, mapping="linear", epochs=1, batch_size=8).fit(X, y)
+    assert 0.0 <= clf.score(X, y) <= 1.0
+    unseen = np.array(y, dtype=object)
+    unseen[0] = "never-seen"
+    with pytest.raises(ValueError, match=r"labels never seen in training: \['never-seen'\]"):
+        clf.score(X, unseen)

@@ -305,6 +305,18 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
         proba = self.predict_proba(X)  # checks that the estimator is fitted first
         return np.asarray(self.classes_[proba.argmax(axis=1)])
 
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """Accuracy on ``(X, y)``; a label the classifier never saw in training is an error (it could only
+        ever be counted wrong), naming the labels seen and the classes known."""
+        self._check_fitted()
+        unseen = sorted({str(v) for v in np.asarray(y).tolist()} - {str(c) for c in self.classes_.tolist()})
+        if unseen:
+            raise ValueError(
+                f"y has labels never seen in training: {unseen[:10]}; the classifier knows "
+                f"{self.classes_.tolist()[:20]}"
+            )
+        return float(super().score(X, y, sample_weight=sample_weight))
+
     def _n_outputs(self) -> int:
         return len(self.classes_)
 
