@@ -120,7 +120,7 @@ def classification_task(task: str, Xtr: list[str], ytr: np.ndarray, Xte: list[st
     add("k-mer (1-3) logistic regression", *scores(kmer, Xte, yte), time.perf_counter() - t, "-")
     for name, feats in (("linear probe: frozen MiniLM (residues as text)", minilm_text_features),
                         ("linear probe: frozen AntiBERTy", antiberty_features)):
-        if name.endswith("AntiBERTy") and args.no_antiberty:
+        if args.no_probes or (name.endswith("AntiBERTy") and args.no_antiberty):
             continue
         t = time.perf_counter()
         Ftr, Fte = feats(Xtr), feats(Xte)
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--deepsol-train-limit", type=int, default=None,
                    help="train every DeepSol model on a seeded random subset of this many sequences")
     p.add_argument("--no-antiberty", action="store_true")
+    p.add_argument("--no-probes", action="store_true", help="skip the frozen-feature linear probes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/proteins")
