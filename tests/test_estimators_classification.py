@@ -522,3 +522,22 @@ def test_score_rejects_a_label_seen_only_at_predict_time(wave: TinyWaveformBackb
     unseen[0] = "never-seen"
     with pytest.raises(ValueError, match=r"labels never seen in training: \['never-seen'\]"):
         clf.score(X, unseen)
+
+
+def test_black_box_training_counts_every_query_and_leaves_the_white_box_model(
+    wave: TinyWaveformBackbone, series: tuple[np.ndarray, np.ndarray]
+) -> None:
+    from xdomain.training.zeroth_order import BlackBoxBackbone
+
+    X, y = series  # 24 series: 19 train, 5 validation
+    before = state_snapshot(wave)
+    clf = TimeSeriesClassifier(
+        backbone=wave, mapping="flm", black_box=True, directions=3, epochs=1, batch_size=8,
+        validation_fraction=0.2,
+    ).fit(X, y)
+    # the mapping fit sees the 19 training series once; each of the 3 steps (8, 8, 3 series) sends
+    # (directions + 1) perturbed copies; the validation at the end of the epoch sends the 5 held out
+    assert clf.queries_ == 19 + 4 * (8 + 8 + 3) + 5
+    assert not isinstance(clf.model_.backbone, BlackBoxBackbone)
+    assert clf.predict_proba(X).shape == (24, 2)
+    assert_unchanged(wave, before)

@@ -192,7 +192,8 @@ class ReprogrammingEstimator(BaseEstimator):
                 callback(trainer, 0)
             trainer = ZerothOrderTrainer(model, self._train_config(), directions=self.directions)
             self.history_ = trainer.fit(train_ds, val_ds)
-            self.queries_ = int(trainer.queries)
+            # every example the black box answered: the mapping fit, training and validation
+            self.queries_ = int(model.backbone.queries)
             model.backbone = model.backbone.backbone  # the white-box model again, for predictions
         elif any(p.requires_grad for p in model.parameters()):
             self.history_ = trainer.fit(train_ds, val_ds)
