@@ -23,25 +23,13 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from xdomain import AudioClassifier
 from xdomain.adapters.audio import load_clips
+from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.baselines.log_mel import log_mel_statistics
 from xdomain.datasets import load_fsdd
 from xdomain.estimators import cached_backbone
-
-
-def logistic_cv(X: np.ndarray, y: np.ndarray, seed: int) -> GridSearchCV:
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-        {"logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0]},
-        cv=StratifiedKFold(5, shuffle=True, random_state=seed),
-    )
-    return search.fit(X, y)
 
 
 @torch.no_grad()
@@ -78,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t = time.perf_counter()
     Ftr, Fte = log_mel_statistics(train.paths), log_mel_statistics(test.paths)
-    base = logistic_cv(Ftr, ytr, args.seed)
+    base = fit_logistic_probe(Ftr, ytr, args.seed)
     add("logistic regression (log-mel mean/std)", "-", "-", float((base.predict(Fte) == yte).mean()),
         time.perf_counter() - t, (Ftr.shape[1] + 1) * 10)
     common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
@@ -91,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone = cached_backbone(bname, domain="audio")
         t = time.perf_counter()
         Gtr, Gte = frozen_features(backbone, train.paths), frozen_features(backbone, test.paths)
-        probe = logistic_cv(Gtr, ytr, args.seed)
+        probe = fit_logistic_probe(Gtr, ytr, args.seed)
         add("linear probe (frozen features)", bname, "-", float((probe.predict(Gte) == yte).mean()),
             time.perf_counter() - t, (Gtr.shape[1] + 1) * 10)
         mappings = args.mappings if backbone.output_kind == "logits" else ["linear"]

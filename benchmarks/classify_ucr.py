@@ -28,26 +28,14 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from xdomain import TimeSeriesClassifier
+from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.datasets import load_ucr
 
+UCR_CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 V2S_PAPER = {"GunPoint": 96.67, "ItalyPowerDemand": 97.08, "Coffee": 100.0}
 
-
-def logistic_cv(X: np.ndarray, y: np.ndarray, seed: int) -> GridSearchCV:
-    """Standardised logistic regression, C chosen by stratified cross-validation on the training data."""
-    folds = max(2, min(5, int(np.bincount(np.unique(y, return_inverse=True)[1]).min())))
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-        {"logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]},
-        cv=StratifiedKFold(folds, shuffle=True, random_state=seed),
-    )
-    return search.fit(X, y)
 
 
 @torch.no_grad()
@@ -71,7 +59,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     Xte, yte = load_ucr(name, "test")
     rows = []
     t = time.perf_counter()
-    lr = logistic_cv(Xtr, ytr, args.seed)
+    lr = fit_logistic_probe(Xtr, ytr, args.seed, Cs=UCR_CS)
     acc = float((lr.predict(Xte) == yte).mean())
     rows.append(row(name, "logistic regression (raw series)", "-", "-", acc, time.perf_counter() - t,
                     int(Xtr.shape[1] + 1) * max(1, len(np.unique(ytr)) - 1)))
@@ -90,7 +78,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
         backbone = TimeSeriesClassifier(backbone=bname)._backbone()
         t = time.perf_counter()
         Ftr, Fte = frozen_features(bname, Xtr), frozen_features(bname, Xte)
-        probe = logistic_cv(Ftr, ytr, args.seed)
+        probe = fit_logistic_probe(Ftr, ytr, args.seed, Cs=UCR_CS)
         rows.append(row(name, "linear probe (frozen features)", bname, "-",
                         float((probe.predict(Fte) == yte).mean()), time.perf_counter() - t,
                         int(Ftr.shape[1] + 1) * max(1, len(np.unique(ytr)) - 1)))

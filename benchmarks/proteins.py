@@ -31,29 +31,19 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from xdomain import AntibodyInfiller, ProteinClassifier
 from xdomain.adapters.protein import clean_proteins
 from xdomain.antibody_infiller import position_frequency_infill
 from xdomain.baselines import KmerLogisticRegression
+from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.datasets import amp_split, load_amp, load_deepsol, load_sabdab_cdr
 from xdomain.estimators import cached_backbone
 
 TARGETS = {"amp": "R2DL reports 88.6-90.0 % accuracy", "deepsol": "DeepSol reports 77 % test accuracy"}
 
-
-def logistic_cv(X: np.ndarray, y: np.ndarray, seed: int) -> GridSearchCV:
-    search = GridSearchCV(
-        make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)),
-        {"logisticregression__C": [0.001, 0.01, 0.1, 1.0, 10.0]},
-        cv=StratifiedKFold(5, shuffle=True, random_state=seed),
-    )
-    return search.fit(X, y)
 
 
 @torch.no_grad()
@@ -124,7 +114,7 @@ def classification_task(task: str, Xtr: list[str], ytr: np.ndarray, Xte: list[st
             continue
         t = time.perf_counter()
         Ftr, Fte = feats(Xtr), feats(Xte)
-        probe = logistic_cv(Ftr, ytr, args.seed)
+        probe = fit_logistic_probe(Ftr, ytr, args.seed)
         add(name, *scores(probe, Fte, yte), time.perf_counter() - t, int(Ftr.shape[1] + 1))
     variants = {
         "dense": ("reprogrammed MiniLM, dense map + linear head (ReprogBERT theta)", {}),

@@ -2,5 +2,6 @@
 
 from xdomain.baselines.dlinear import DLinear, MovingAverage
 from xdomain.baselines.kmer import KmerLogisticRegression
+from xdomain.baselines.linear_probe import fit_logistic_probe
 
-__all__ = ["DLinear", "KmerLogisticRegression", "MovingAverage"]
+__all__ = ["DLinear", "KmerLogisticRegression", "MovingAverage", "fit_logistic_probe"]
