@@ -49,7 +49,8 @@ class AntibodyInfiller(ReprogrammingEstimator):
         sparsity, k, l1: the vocabulary map (see :class:`~xdomain.transforms.vocab_map.VocabMapTransform`).
         max_length: most residues per chain (None: the backbone's position limit); too_long: ``error`` or
             ``truncate``.
-        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose: training.
+        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose,
+            mixed_precision: training.
 
     Example::
 
@@ -77,6 +78,7 @@ class AntibodyInfiller(ReprogrammingEstimator):
         max_steps: int | None = None,
         random_state: int = 0,
         verbose: bool = False,
+        mixed_precision: str = "no",
     ) -> None:
         self.backbone = backbone
         self.region = region
@@ -93,6 +95,7 @@ class AntibodyInfiller(ReprogrammingEstimator):
         self.max_steps = max_steps
         self.random_state = random_state
         self.verbose = verbose
+        self.mixed_precision = mixed_precision
 
     # -- data ---------------------------------------------------------------------------------------
     def _encode(

@@ -27,7 +27,8 @@ class AudioClassifier(ReprogrammingClassifier):
             with ``mapping="linear"`` this is a linear probe).
         sample_rate: the rate of clips given as arrays (files carry their own).
         mix: ``"error"`` for multi-channel audio, or ``"mean"`` to average the channels.
-        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose: as
+        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose,
+            mixed_precision: as
             :class:`~xdomain.time_series_classifier.TimeSeriesClassifier`.
 
     Example::
@@ -52,6 +53,7 @@ class AudioClassifier(ReprogrammingClassifier):
         max_steps: int | None = None,
         random_state: int = 0,
         verbose: bool = False,
+        mixed_precision: str = "no",
     ) -> None:
         self.backbone = backbone
         self.mapping = mapping
@@ -67,6 +69,7 @@ class AudioClassifier(ReprogrammingClassifier):
         self.max_steps = max_steps
         self.random_state = random_state
         self.verbose = verbose
+        self.mixed_precision = mixed_precision
 
     def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
         from xdomain.adapters.audio import load_clips

@@ -25,7 +25,7 @@ from torch.utils.data import TensorDataset
 
 from xdomain.checkpoint import CheckpointError, read_meta
 from xdomain.config import TrainConfig
-from xdomain.training.trainer import History, Trainer, set_seed
+from xdomain.training.trainer import History, Trainer, autocast, check_precision, predict_batches, set_seed
 
 _BACKBONE_CACHE: dict[str, Any] = {}
 
@@ -131,6 +131,7 @@ class ReprogrammingEstimator(BaseEstimator):
             max_steps=self.max_steps,
             eval_batch_size=self._eval_batch_size,
             progress=bool(self.verbose),
+            mixed_precision=check_precision(getattr(self, "mixed_precision", "no")),
         )
 
     def _split(self, y_idx: np.ndarray | None, n: int) -> tuple[np.ndarray, np.ndarray | None]:
@@ -220,13 +221,8 @@ class ReprogrammingEstimator(BaseEstimator):
         """The model's raw outputs for ``X``, every sample, in eval mode, on the CPU."""
         model = self._check_fitted()
         x = self._inputs(X, fitting=False)
-        model.eval()
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        outs = [
-            model(x[i : i + self._eval_batch_size].to(device)).float().cpu()
-            for i in range(0, x.shape[0], self._eval_batch_size)
-        ]
-        return torch.cat(outs)
+        precision = check_precision(getattr(self, "mixed_precision", "no"))
+        return predict_batches(model, x, self._eval_batch_size, precision)
 
     def num_trainable(self) -> int:
         """Trainable parameters of the fitted model (the program and the head; never the backbone)."""
@@ -234,8 +230,9 @@ class ReprogrammingEstimator(BaseEstimator):
         return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
     # -- persistence ------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the trained tensors (safetensors) and the settings (JSON) into the folder ``path``."""
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        """Write the trained tensors (safetensors) and the settings (JSON) into the folder ``path``; an
+        existing checkpoint there is replaced only with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
         model = self._check_fitted()
         params = {k: _json_param(v) for k, v in self.get_params(deep=False).items()}
         meta = {
@@ -247,7 +244,7 @@ class ReprogrammingEstimator(BaseEstimator):
         save: Any = getattr(model, "save", None)
         if save is None:
             raise TypeError(f"{type(model).__name__} cannot be saved (no save method)")
-        save(path, meta)
+        save(path, meta, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backbone: Any = None) -> Any:
@@ -340,10 +337,14 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
             # frequency mapping once from the frozen model's outputs; iterative and Bayesian ones again
             # every epoch as the program changes what the frozen model sees
             if epoch == 0 or getattr(head, "refit_each_epoch", False):
-                feats: Any = model.features
-                outs = torch.cat([feats(x[i : i + self._eval_batch_size]) for i in
-                                  range(0, x.shape[0], self._eval_batch_size)])
-                head.fit_mapping(outs, y)
+                # on the device the trainer moved the model to, at the estimator's precision; every
+                # process holds all training rows, so each fits the same mapping
+                live: Any = trainer.model
+                device = next((p.device for p in live.parameters()), torch.device("cpu"))
+                with autocast(trainer.config.mixed_precision, device):
+                    outs = torch.cat([live.features(x[i : i + self._eval_batch_size].to(device)).float()
+                                      for i in range(0, x.shape[0], self._eval_batch_size)])
+                head.fit_mapping(outs, y.to(device))
 
         return [refit_mapping]
 

@@ -127,7 +127,8 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
             ``topk`` (``k`` non-zero source tokens per amino acid).
         max_length: most residues per sequence (None: the backbone's position limit).
         too_long: ``"error"`` or ``"truncate"`` for longer sequences.
-        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose: training.
+        epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose,
+            mixed_precision: training.
 
     ``fit``/``predict`` take strings, Biopython ``SeqRecord``/``Seq`` objects, or a FASTA path.
     """
@@ -150,6 +151,7 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
         max_steps: int | None = None,
         random_state: int = 0,
         verbose: bool = False,
+        mixed_precision: str = "no",
     ) -> None:
         self.backbone = backbone
         self.head = head
@@ -167,6 +169,7 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
         self.max_steps = max_steps
         self.random_state = random_state
         self.verbose = verbose
+        self.mixed_precision = mixed_precision
 
     def _build_model(self, n_outputs: int) -> nn.Module:
         from xdomain.heads.linear import LinearHead
@@ -204,6 +207,7 @@ class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):
         max_steps: int | None = None,
         random_state: int = 0,
         verbose: bool = False,
+        mixed_precision: str = "no",
     ) -> None:
         self.backbone = backbone
         self.sparsity = sparsity
@@ -219,6 +223,7 @@ class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):
         self.max_steps = max_steps
         self.random_state = random_state
         self.verbose = verbose
+        self.mixed_precision = mixed_precision
 
     def _build_model(self, n_outputs: int) -> nn.Module:
         from xdomain.heads.linear import LinearHead

@@ -101,6 +101,8 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         epochs, batch_size, lr, patience, max_steps: training (Adam on the program and head).
         validation_fraction: stratified part of the training data held back to pick the best epoch.
         random_state: seed for the split, the initial mapping, batches and weights.
+        mixed_precision: ``"no"`` (float32), ``"bf16"`` or ``"fp16"`` autocast for training and
+            prediction (bf16 runs on CPUs with AMX and on recent GPUs).
 
     Example::
 
@@ -130,6 +132,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         max_steps: int | None = None,
         random_state: int = 0,
         verbose: bool = False,
+        mixed_precision: str = "no",
     ) -> None:
         self.backbone = backbone
         self.mapping = mapping
@@ -151,6 +154,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         self.max_steps = max_steps
         self.random_state = random_state
         self.verbose = verbose
+        self.mixed_precision = mixed_precision
 
     def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
         x = series_matrix(X, self.length, self.missing)

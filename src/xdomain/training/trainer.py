@@ -12,6 +12,7 @@ sparsity term, say) has it added to the training loss.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -27,19 +28,84 @@ from torch.utils.data import DataLoader, Dataset
 from xdomain.config import TrainConfig
 from xdomain.training.metrics import ErrorAccumulator
 
-_ACCELERATORS: dict[str, Any] = {}
+_ACCELERATOR: list[Any] = []
 logger = logging.getLogger("xdomain.training")
+PRECISIONS = ("no", "bf16", "fp16")
 
 
 def get_accelerator(mixed_precision: str = "no") -> Any:
-    """One Accelerator per precision and process (Accelerate keeps a process-wide state)."""
-    from accelerate import Accelerator
+    """The process's one Accelerator (Accelerate keeps a process-wide state that cannot change precision).
 
-    if mixed_precision not in _ACCELERATORS:
-        _ACCELERATORS[mixed_precision] = Accelerator(
-            mixed_precision=mixed_precision, cpu=not torch.cuda.is_available()
-        )
-    return _ACCELERATORS[mixed_precision]
+    Precision is therefore not the Accelerator's: it is applied per call by :func:`autocast` and, for
+    fp16, a gradient scaler in :class:`Trainer`, so models of any precision train in any order in one
+    process. ``mixed_precision`` is only validated here. The global batch is split over the processes
+    (``split_batches=True``), so ``batch_size`` means the same optimisation step on one process or many.
+    """
+    check_precision(mixed_precision)
+    if not _ACCELERATOR:
+        from accelerate import Accelerator
+        from accelerate.state import AcceleratorState
+        from accelerate.utils import DataLoaderConfiguration
+
+        options: dict[str, Any] = {"dataloader_config": DataLoaderConfiguration(split_batches=True)}
+        if not AcceleratorState._shared_state:
+            # a fresh process: full precision in the Accelerator itself; else reuse the user's state
+            options.update(mixed_precision="no", cpu=not torch.cuda.is_available())
+        _ACCELERATOR.append(Accelerator(**options))
+    return _ACCELERATOR[0]
+
+
+def check_precision(mixed_precision: Any) -> str:
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
+    return str(mixed_precision)
+
+
+def autocast(mixed_precision: str, device: torch.device) -> Any:
+    """``torch.autocast`` to bf16/fp16 on ``device`` (CPUs included: AMX runs bf16); a no-op for ``"no"``."""
+    if check_precision(mixed_precision) == "no":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if mixed_precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def snapshot_trained(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A CPU copy of everything that training or a refit changes: parameters with ``requires_grad`` and
+    learned buffers (a fitted label mapping, a feature scaler)."""
+    from xdomain.reprogrammer import trainable_state_dict
+
+    return {k: v.detach().clone().cpu() for k, v in trainable_state_dict(model).items()}
+
+
+def restore_trained(model: nn.Module, snapshot: dict[str, torch.Tensor]) -> None:
+    """Copy a :func:`snapshot_trained` back into ``model`` (parameters and learned buffers)."""
+    from xdomain.reprogrammer import load_trainable_state_dict
+
+    load_trainable_state_dict(model, snapshot, "the best-epoch snapshot")
+
+
+@torch.no_grad()
+def predict_batches(
+    model: nn.Module, x: torch.Tensor, batch_size: int, mixed_precision: str = "no",
+    device: torch.device | None = None, progress: bool = False,
+) -> torch.Tensor:
+    """``model``'s outputs for every row of ``x`` in eval mode, in batches on ``device`` (default: where the
+    model's parameters are), returned in float32 on the CPU."""
+    if device is None:
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    model.eval()
+    starts = range(0, x.shape[0], batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        starts = tqdm(starts, desc="predict", unit="batch", leave=False)
+    outs = []
+    for i in starts:
+        with autocast(mixed_precision, device):
+            outs.append(model(x[i : i + batch_size].to(device)).float().cpu())
+    if not outs:
+        raise ValueError("nothing to predict: x has 0 rows")
+    return torch.cat(outs)
 
 
 def set_seed(seed: int) -> None:
@@ -175,6 +241,8 @@ class Trainer:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(max(total, 1)))
         history = History()
         best: dict[str, torch.Tensor] | None = None
+        # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op)
+        scaler = torch.amp.GradScaler(acc.device.type, enabled=cfg.mixed_precision == "fp16")
         bad_validations = 0
         val_every = cfg.val_every or steps_per_epoch
         start = time.perf_counter()
@@ -192,13 +260,14 @@ class Trainer:
                 callback(self, epoch)
             model.train()
             for x, y in train_loader:
-                with acc.autocast():
+                with autocast(cfg.mixed_precision, acc.device):
                     loss = compute_loss(self.loss, _call(model, x), y)
                     penalty = model_penalty(model)
                     if penalty is not None:
                         loss = loss + penalty
-                acc.backward(loss)
-                optimizer.step()
+                acc.backward(scaler.scale(loss))
+                scaler.step(optimizer)
+                scaler.update()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 history.steps += 1
@@ -226,11 +295,8 @@ class Trainer:
                         model.train()
                         if val_loss < history.best_val_loss:
                             history.best_val_loss, history.best_step = val_loss, history.steps
-                            best = {
-                                k: v.detach().clone().cpu()
-                                for k, v in acc.unwrap_model(model).named_parameters()
-                                if v.requires_grad
-                            }
+                            # parameters and learned buffers (a label mapping refitted each epoch)
+                            best = snapshot_trained(acc.unwrap_model(model))
                             bad_validations = 0
                         else:
                             bad_validations += 1
@@ -268,10 +334,7 @@ class Trainer:
         else:
             acc.free_memory()
         if best is not None:
-            with torch.no_grad():
-                own = dict(self.model.named_parameters())
-                for k, v in best.items():
-                    own[k].copy_(v)
+            restore_trained(self.model, best)
         self.model.eval()
         return history
 
@@ -299,7 +362,7 @@ class Trainer:
         windows = 0
         total_loss, correct, scored = 0.0, 0, 0
         for x, y in loader:
-            with acc.autocast():
+            with autocast(self.config.mixed_precision, acc.device):
                 pred = _call(model, _to(x, acc.device)).float()
             pred, target = acc.gather_for_metrics((pred, y.to(acc.device)))
             windows += int(target.shape[0])
@@ -323,15 +386,12 @@ class Trainer:
     @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int | None = None) -> torch.Tensor:
         """The model's outputs for ``x`` (forecasts ``(B, L, N)`` -> ``(B, H, N)``, or scores), on the CPU."""
-        acc = self.accelerator
-        model = self.model.to(acc.device).eval()
-        outs = []
+        model = self.model.to(self.accelerator.device)
         size = batch_size or self.config.eval_batch_size
-        for i in range(0, x.shape[0], size):
-            with acc.autocast():
-                outs.append(model(x[i : i + size].to(acc.device)).float().cpu())
-        return torch.cat(outs)
+        return predict_batches(model, x, size, self.config.mixed_precision, self.accelerator.device,
+                               progress=self.config.progress)
 
 
-__all__ = ["IGNORE_INDEX", "LOSSES", "History", "Trainer", "compute_loss", "get_accelerator", "model_penalty",
-           "set_seed"]
+__all__ = ["IGNORE_INDEX", "LOSSES", "PRECISIONS", "History", "Trainer", "autocast", "check_precision",
+           "compute_loss", "get_accelerator", "model_penalty", "predict_batches", "restore_trained",
+           "set_seed", "snapshot_trained"]
