@@ -172,6 +172,32 @@ def model_penalty(model: nn.Module) -> torch.Tensor | None:
     return torch.stack([t.reshape(()) for t in terms]).sum() if terms else None
 
 
+def shard_batch(x: Any, y: torch.Tensor, rank: int, world: int, loss: str) -> tuple[Any, torch.Tensor, float]:
+    """This process's share of a global batch, and the global batch's number of loss terms.
+
+    Rows are split as evenly as possible (contiguous blocks), so K processes together see every row once.
+    The count is what the global batch's mean loss divides by: every element for ``"mse"``, every row for
+    class labels, every scored position (label other than ``-100``) for token labels. A process left
+    without a row (a last batch smaller than the world) gets the first row and a weight of zero
+    (returned as a count of ``inf``), so it still joins the gradient all-reduce without counting.
+    """
+    n = int(y.shape[0])
+    if loss == "mse":
+        total = float(y.numel())
+    elif y.ndim > 1:
+        total = float((y != IGNORE_INDEX).sum())
+    else:
+        total = float(n)
+    if world == 1:
+        return x, y, total
+    bounds = [n * r // world for r in range(world + 1)]
+    lo, hi = bounds[rank], bounds[rank + 1]
+    empty = hi <= lo
+    rows = slice(0, 1) if empty else slice(lo, hi)
+    local_x = type(x)(v[rows] for v in x) if isinstance(x, (tuple, list)) else x[rows]
+    return local_x, y[rows], math.inf if empty else max(total, 1.0)
+
+
 def _call(model: nn.Module, x: Any) -> torch.Tensor:
     out: torch.Tensor = model(*x) if isinstance(x, (tuple, list)) else model(x)
     return out
@@ -230,8 +256,11 @@ class Trainer:
         if not params:
             raise ValueError("the model has no trainable parameters")
         optimizer = torch.optim.AdamW(params, lr=self.lr, weight_decay=cfg.weight_decay, fused=True)
+        # every process iterates the same seeded global batches and trains on its share of each
+        # (:func:`shard_batch`), so K processes take the same optimisation steps as one
         train_loader = self._loader(train, cfg.batch_size, shuffle=True)
-        model, optimizer, train_loader = acc.prepare(self.model, optimizer, train_loader)
+        model, optimizer = acc.prepare(self.model, optimizer)
+        world, rank = acc.num_processes, acc.process_index
         steps_per_epoch = len(train_loader)
         total = (
             steps_per_epoch * cfg.epochs
@@ -259,13 +288,25 @@ class Trainer:
                 self.model = acc.unwrap_model(model)
                 callback(self, epoch)
             model.train()
-            for x, y in train_loader:
+            for batch_x, batch_y in train_loader:
+                x, y, terms = shard_batch(batch_x, batch_y, rank, world, self.loss)
+                x, y = _to(x, acc.device), y.to(acc.device)
                 with autocast(cfg.mixed_precision, acc.device):
-                    loss = compute_loss(self.loss, _call(model, x), y)
+                    out = _call(model, x)
+                    if world == 1:
+                        loss = compute_loss(self.loss, out, y)
+                        objective = loss
+                    else:
+                        # this share's terms of the global batch's mean; DDP averages gradients over
+                        # the processes, hence the factor world
+                        local = compute_loss(self.loss, out, y, reduction="sum") / terms
+                        objective = local * world
+                        loss = acc.reduce(local.detach(), reduction="sum")  # the global batch's mean
                     penalty = model_penalty(model)
                     if penalty is not None:
-                        loss = loss + penalty
-                acc.backward(scaler.scale(loss))
+                        objective = objective + penalty
+                        loss = loss + penalty.detach()
+                acc.backward(scaler.scale(objective))
                 scaler.step(optimizer)
                 scaler.update()
                 scheduler.step()
@@ -394,4 +435,4 @@ class Trainer:
 
 __all__ = ["IGNORE_INDEX", "LOSSES", "PRECISIONS", "History", "Trainer", "autocast", "check_precision",
            "compute_loss", "get_accelerator", "model_penalty", "predict_batches", "restore_trained",
-           "set_seed", "snapshot_trained"]
+           "set_seed", "shard_batch", "snapshot_trained"]
