@@ -206,9 +206,12 @@ def test_antibody_adapter() -> None:
 
 def test_amp_uniprot_real() -> None:
     require_data("peptides/amp_modlamp/AMPvsUniProt.csv")
+    raw, raw_labels = load_amp("amp_uniprot", dedup=False)
+    assert len(raw) == len(raw_labels) == 5200 and np.bincount(raw_labels).tolist() == [2600, 2600]
+    # by default one row a distinct sequence, the 22 sequences that carry both labels dropped
     sequences, labels = load_amp("amp_uniprot")
-    assert len(sequences) == len(labels) == 5200
-    assert labels.dtype == np.int64 and np.bincount(labels).tolist() == [2600, 2600]
+    assert len(sequences) == len(labels) == 4620
+    assert labels.dtype == np.int64 and np.bincount(labels).tolist() == [2080, 2540]
     assert sequences[0] == "GLWSKIKEVGKEAAKAAAKAAGKAALGAVSEAV" and labels[0] == 1
     assert all(set(s) <= set(AMINO_ACIDS) for s in sequences)
     assert DATASETS.build("amp_uniprot")[0] == sequences
@@ -223,7 +226,7 @@ def test_amp_transmembrane_real() -> None:
 
 def test_amp_split_is_fixed_and_stratified() -> None:
     labels = np.array([0] * 60 + [1] * 40)
-    sequences = ["A"] * 100
+    sequences = ["A" * (i + 1) for i in range(100)]  # distinct: the split keeps identical ones together
     train, test = amp_split(sequences, labels, test_size=0.2, seed=0)
     assert len(test) == 20 and len(train) == 80
     assert np.bincount(labels[test]).tolist() == [12, 8]

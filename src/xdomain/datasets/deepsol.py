@@ -9,6 +9,13 @@ holds one sequence a line, ``<split>_tgt`` its label on the same line (1 soluble
 - ``"train"``: 28,972 sequences, downloaded where a network is present (not in the shared data copy).
 
 Files live in ``<data home>/proteins/solubility_deepsol/`` and are checked against their sha256.
+
+Overlap (``benchmarks/split_overlap.py``): ``"val"`` and ``"test"`` hold no repeated sequence, share
+none, and no sequence carries both labels, so the files are returned as they are (no dedup option is
+needed). 36 val-test pairs are near-identical by the k-mer rule of
+:func:`~xdomain.datasets.sequences.near_identical_pairs` (k = 3, half the shorter one's k-mers),
+involving 31 test sequences. ``"train"`` is not in the shared copy and was not checked; use
+:func:`~xdomain.datasets.sequences.split_overlap` on it where it has been downloaded.
 """
 
 from __future__ import annotations

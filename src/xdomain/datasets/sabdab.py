@@ -11,11 +11,21 @@ holds ``pdb`` (the structure's PDB id), ``seq`` (the heavy chain) and ``cdr`` (o
 
 The CSV files hold the ``pdb``, ``seq`` and ``cdr`` fields of RefineGNN's gzipped JSON-lines files (the
 3D coordinates dropped); they live in ``<data home>/antibodies/sabdab_cdr/``.
+
+Overlap (``benchmarks/split_overlap.py``): no chain of ``"val"`` is in ``"test"``, but 5 of the 58
+``"rabd"`` chains are verbatim in ``"val"`` (4 of them the same PDB entries) and 3 in ``"test"`` (the
+same entries); within a split, distinct PDB entries often hold the same chain (``"val"``: 403 rows,
+340 distinct chains; ``"test"``: 437 rows, 372), always with the same CDR mask (no conflicting labels).
+:func:`load_sabdab_cdr` returns the official files as they are by default; ``unique=True`` keeps one
+row per chain, ``exclude`` drops the chains of other splits (``load_sabdab_cdr("rabd", exclude="val")``
+when training on ``"val"``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +33,10 @@ import pandas as pd
 
 from xdomain.adapters.antibody import parse_cdr_mask
 from xdomain.datasets.home import DataNotFoundError, data_home
+from xdomain.datasets.sequences import deduplicate, sequence_key
 from xdomain.registry import DATASETS
+
+logger = logging.getLogger(__name__)
 
 SABDAB_FOLDER = "antibodies/sabdab_cdr"
 SABDAB_FILES: dict[str, str] = {
@@ -81,10 +94,41 @@ def read_cdr_csv(path: str | os.PathLike[str]) -> tuple[list[str], list[np.ndarr
 
 
 def load_sabdab_cdr(
-    split: str = "test", data_home: str | os.PathLike[str] | None = None
+    split: str = "test",
+    data_home: str | os.PathLike[str] | None = None,
+    unique: bool = False,
+    exclude: str | Sequence[str] = (),
 ) -> tuple[list[str], list[np.ndarray], list[str]]:
-    """One split: ``(chains, cdr_masks, ids)``; masks are int64 arrays of the chains' lengths, ids PDB ids."""
-    return read_cdr_csv(sabdab_path(split, data_home))
+    """One split: ``(chains, cdr_masks, ids)``; masks are int64 arrays of the chains' lengths, ids PDB ids.
+
+    Args:
+        split: ``"val"``, ``"test"`` or ``"rabd"``.
+        unique: keep the first row of each distinct chain (compared as
+            :func:`~xdomain.datasets.sequences.sequence_key`) and drop any chain whose rows carry
+            different CDR masks (:func:`~xdomain.datasets.sequences.deduplicate`).
+        exclude: a split or splits whose chains are removed from this one: the chains one trains on,
+            so that none of them is tested (``"rabd"`` shares 5 chains with ``"val"``, 3 with ``"test"``).
+
+    The defaults (``unique=False``, no ``exclude``) return the official file row for row: these are
+    published benchmark sets, scored as they are in the papers one compares with; the repeated chains
+    within a split are different PDB entries with identical masks (no label conflict), and which chains
+    leak depends on what one trains on, which this function cannot know. Pass ``exclude`` for a
+    leak-free test set. What was removed is logged (logger ``xdomain.datasets.sabdab``, level INFO).
+    """
+    chains, masks, ids = read_cdr_csv(sabdab_path(split, data_home))
+    keep = np.arange(len(chains), dtype=np.int64)
+    if unique:
+        keep, counts = deduplicate(chains, masks)
+        logger.info("SAbDab %s, unique=True: %s", split, counts)
+    others = [exclude] if isinstance(exclude, str) else list(exclude)
+    if split in others:
+        raise ValueError(f"exclude={exclude!r} names the split {split!r} itself")
+    if others:
+        seen = {sequence_key(c) for other in others for c in read_cdr_csv(sabdab_path(other, data_home))[0]}
+        before = len(keep)
+        keep = keep[[sequence_key(chains[i]) not in seen for i in keep]]
+        logger.info("SAbDab %s: %d rows whose chain is in %s removed", split, before - len(keep), others)
+    return [chains[i] for i in keep], [masks[i] for i in keep], [ids[i] for i in keep]
 
 
 DATASETS.register("sabdab_cdr")(load_sabdab_cdr)
