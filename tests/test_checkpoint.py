@@ -1,4 +1,6 @@
-"""Checkpoints: JSON + safetensors, written atomically, never unpickled, refused for another backbone."""
+"""Checkpoints: JSON + safetensors, written atomically, never unpickled, refused for another backbone.
+
+The version-2 layout, overwrite rules and kill-safety are tested in test_checkpoint_atomic.py."""
 
 from __future__ import annotations
 
@@ -12,7 +14,15 @@ import torch
 
 import xdomain
 from helpers import FAST_TRAIN, HORIZON, LOOKBACK, SMALL_MODEL, hourly_frame, small_config
-from xdomain.checkpoint import CONFIG_FILE, TENSORS_FILE, load_checkpoint, read_meta, save_checkpoint
+from xdomain.checkpoint import (
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    TENSORS_FILE,
+    load_checkpoint,
+    read_meta,
+    save_checkpoint,
+    tensors_path,
+)
 from xdomain.models import build_model
 from xdomain.training import set_seed
 
@@ -24,43 +34,65 @@ def _tensors(seed: int = 0) -> dict[str, torch.Tensor]:
     return {"a.weight": torch.randn(3, 4, generator=gen), "b": torch.randn(5, generator=gen)}
 
 
+def _v1(folder: Path, tensors: dict[str, torch.Tensor], table: dict[str, Any] | None = None) -> Path:
+    """A checkpoint as xdomain 0.1.0 wrote it: config.json and model.safetensors."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True)
+    save_file(tensors, str(folder / TENSORS_FILE))
+    shapes = {k: list(v.shape) for k, v in tensors.items()} if table is None else table
+    doc = {"format": "xdomain-checkpoint", "version": 1, "tensors": shapes}
+    (folder / CONFIG_FILE).write_text(json.dumps(doc))
+    return folder
+
+
 def test_round_trip(tmp_path: Path) -> None:
     tensors = _tensors()
     path = save_checkpoint(tmp_path / "ckpt", tensors, {"note": "hello", "nested": {"x": [1, 2]}})
-    assert sorted(p.name for p in path.iterdir()) == [CONFIG_FILE, TENSORS_FILE]
+    assert sorted(p.name for p in path.iterdir()) == sorted([MANIFEST_FILE, tensors_path(path).name])
+    assert re.fullmatch(r"model-[0-9a-f]{32}\.safetensors", tensors_path(path).name)
     loaded, meta = load_checkpoint(path)
     assert loaded.keys() == tensors.keys()
     assert all(torch.equal(loaded[k], tensors[k]) for k in tensors)
     assert meta["note"] == "hello" and meta["nested"] == {"x": [1, 2]}
-    assert meta["format"] == "xdomain-checkpoint" and meta["version"] == 1
+    assert meta["format"] == "xdomain-checkpoint" and meta["version"] == 2
     assert meta["tensors"] == {"a.weight": [3, 4], "b": [5]}
 
 
-def test_save_replaces_an_existing_folder_atomically(tmp_path: Path) -> None:
+def test_save_with_overwrite_replaces_the_checkpoint_and_keeps_other_files(tmp_path: Path) -> None:
     target = tmp_path / "ckpt"
     save_checkpoint(target, _tensors(0), {"run": 1})
-    (target / "stale.txt").write_text("left over from an older run")
-    save_checkpoint(target, _tensors(1), {"run": 2})
+    (target / "notes.txt").write_text("the user's, not xdomain's")
+    save_checkpoint(target, _tensors(1), {"run": 2}, overwrite=True)
     tensors, meta = load_checkpoint(target)
     assert meta["run"] == 2
     assert torch.equal(tensors["b"], _tensors(1)["b"])
-    assert not (target / "stale.txt").exists()  # the folder was replaced, not merged into
+    assert (target / "notes.txt").read_text() == "the user's, not xdomain's"  # never deleted
+    assert sorted(p.name for p in target.iterdir()) == sorted(
+        [MANIFEST_FILE, tensors_path(target).name, "notes.txt"]
+    )  # the previous tensors file is gone
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # no temporary or .old folder left
 
 
 def test_failed_save_leaves_the_old_checkpoint_and_no_temporary(tmp_path: Path) -> None:
     target = tmp_path / "ckpt"
     save_checkpoint(target, _tensors(0), {"run": 1})
+    files = sorted(p.name for p in target.iterdir())
     with pytest.raises(TypeError):
-        save_checkpoint(target, _tensors(1), {"run": 2, "bad": object()})  # not JSON-serialisable
+        save_checkpoint(target, _tensors(1), {"run": 2, "bad": object()}, overwrite=True)  # not JSON
     assert load_checkpoint(target)[1]["run"] == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    assert sorted(p.name for p in target.iterdir()) == files
 
 
+@pytest.mark.parametrize("layout", ["v2", "v1"])
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
-def test_corrupt_tensors_raise_checkpoint_error(tmp_path: Path, damage: str) -> None:
-    path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
-    file = path / TENSORS_FILE
+def test_corrupt_tensors_raise_checkpoint_error(tmp_path: Path, damage: str, layout: str) -> None:
+    if layout == "v2":
+        path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
+    else:
+        path = _v1(tmp_path / "ckpt", _tensors())
+    file = tensors_path(path)
     data = file.read_bytes()
     file.write_bytes(
         {"truncate": data[: len(data) // 2], "garbage": b"\x00not safetensors" * 10, "empty": b""}[damage]
@@ -71,12 +103,16 @@ def test_corrupt_tensors_raise_checkpoint_error(tmp_path: Path, damage: str) -> 
 
 def test_corrupt_json_raises_checkpoint_error(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
-    (path / CONFIG_FILE).write_text('{"format": "xdomain-checkpoint", "vers')
-    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint config"):
+    (path / MANIFEST_FILE).write_text('{"format": "xdomain-checkpoint", "vers')
+    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint manifest"):
         load_checkpoint(path)
-    (path / CONFIG_FILE).write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint config"):
+    (path / MANIFEST_FILE).write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint manifest"):
         read_meta(path)
+    old = _v1(tmp_path / "v1", _tensors())
+    (old / CONFIG_FILE).write_text('{"format": "xdomain-checkpoint", "vers')
+    with pytest.raises(xdomain.CheckpointError, match="corrupt checkpoint config"):
+        load_checkpoint(old)
 
 
 @pytest.mark.parametrize(
@@ -86,13 +122,13 @@ def test_corrupt_json_raises_checkpoint_error(tmp_path: Path) -> None:
         ([1, 2, 3], "is not an xdomain checkpoint (format None"),
         (
             {"format": "xdomain-checkpoint", "version": 99},
-            "checkpoint version 99 is not supported (expected 1)",
+            "is not supported: this xdomain reads versions 1, 2",
         ),
     ],
 )
 def test_foreign_or_future_config_is_refused(tmp_path: Path, doc: Any, message: str) -> None:
     path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
-    (path / CONFIG_FILE).write_text(json.dumps(doc))
+    (path / MANIFEST_FILE).write_text(json.dumps(doc))
     with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
         load_checkpoint(path)
 
@@ -105,17 +141,22 @@ def test_missing_folder_or_file(tmp_path: Path) -> None:
     with pytest.raises(xdomain.CheckpointError, match="no checkpoint at"):
         xdomain.load(tmp_path / "nope")
     path = save_checkpoint(tmp_path / "ckpt", _tensors(), {})
-    (path / TENSORS_FILE).unlink()
-    with pytest.raises(xdomain.CheckpointError, match=f"lacks {TENSORS_FILE}"):
+    file = tensors_path(path)
+    file.unlink()
+    with pytest.raises(xdomain.CheckpointError, match=f"lacks {file.name}"):
         load_checkpoint(path)
 
 
 def test_tensors_that_disagree_with_the_config_are_refused(tmp_path: Path) -> None:
     a = save_checkpoint(tmp_path / "a", _tensors(), {})
     b = save_checkpoint(tmp_path / "b", {"other": torch.zeros(2)}, {})
-    (a / TENSORS_FILE).write_bytes((b / TENSORS_FILE).read_bytes())
-    with pytest.raises(xdomain.CheckpointError, match="is inconsistent: config lists tensors"):
+    tensors_path(a).write_bytes(tensors_path(b).read_bytes())
+    with pytest.raises(xdomain.CheckpointError, match=r"sha256 [0-9a-f]+ does not match the manifest's"):
         load_checkpoint(a)
+    old = _v1(tmp_path / "v1", _tensors(), table={"other": [2]})  # version 1 has no checksum: the table
+    message = "is inconsistent: config.json lists tensors"
+    with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
+        load_checkpoint(old)
 
 
 def test_checkpoint_error_is_a_value_error() -> None:

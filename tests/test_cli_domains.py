@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from helpers import TINY, require_data
+from xdomain.checkpoint import is_checkpoint
 from xdomain.cli import main
 
 GUNPOINT = "UCR/GunPoint/GunPoint_TRAIN.ts"
@@ -523,7 +524,7 @@ def test_classify_gunpoint_with_crepe_tiny(tmp_path: Path, capsys: pytest.Captur
     reprogram, _ = doc["results"]
     assert reprogram["description"] == "crepe-tiny + blm (program outside)"
     assert reprogram["steps"] == 2 and 0.0 <= reprogram["accuracy"] <= 1.0
-    assert (out / "model" / "model.safetensors").is_file()
+    assert is_checkpoint(out / "model")
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 import xdomain
 from helpers import FAST_TRAIN, HORIZON, LOOKBACK, SMALL_MODEL, hourly_frame
@@ -110,11 +111,11 @@ def test_construction_loads_nothing() -> None:
 
 def test_predict_or_save_before_fit(tmp_path: Path) -> None:
     fc = xdomain.TimeSeriesForecaster(lookback=32, horizon=8)
-    with pytest.raises(RuntimeError, match=re.escape("not fitted yet; call fit() or load() first")):
+    with pytest.raises(NotFittedError, match=re.escape("not fitted yet; call fit() or load() first")):
         fc.predict(hourly_frame(40))
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         fc.save(tmp_path / "x")
-    with pytest.raises(RuntimeError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="not fitted yet"):
         fc.predict_array(np.zeros((1, 32, 1)))
 
 
@@ -210,4 +211,4 @@ def test_checkpoint_config_is_strict_json(tmp_path: Path) -> None:
     def refuse(token: str) -> None:
         raise ValueError(f"non-standard JSON constant {token}")
 
-    json.loads((tmp_path / "m" / "config.json").read_text(), parse_constant=refuse)
+    json.loads((tmp_path / "m" / "xdomain.json").read_text(), parse_constant=refuse)  # the manifest

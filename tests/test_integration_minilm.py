@@ -16,6 +16,7 @@ import torch
 
 import xdomain
 from helpers import ETTH1, require_data
+from xdomain.checkpoint import tensors_path
 from xdomain.datasets import ETT_DESCRIPTION, WindowDataset, load_ett
 from xdomain.registry import BACKBONES, MODELS
 from xdomain.training import Trainer
@@ -110,8 +111,9 @@ def test_save_and_load_by_name(fitted: dict[str, Any], etth1: pd.DataFrame, tmp_
     fc = fitted["forecaster"]
     fc.save(tmp_path / "etth1")
     files = {p.name: p.stat().st_size for p in (tmp_path / "etth1").iterdir()}
-    assert set(files) == {"config.json", "model.safetensors"}
-    assert files["model.safetensors"] < 40 * 2**20  # the trained tensors only, not MiniLM's 90 MB
+    tensors = tensors_path(tmp_path / "etth1").name
+    assert set(files) == {"xdomain.json", tensors}  # the manifest and the tensors file it names
+    assert files[tensors] < 40 * 2**20  # the trained tensors only, not MiniLM's 90 MB
     loaded = xdomain.load(tmp_path / "etth1")  # MiniLM reloaded by the name in the checkpoint
     assert loaded.model_.backbone is not fc.model_.backbone
     assert loaded.model_.backbone.fingerprint() == fc.model_.backbone.fingerprint()

@@ -162,7 +162,9 @@ def test_save_load_round_trip_gives_identical_forecasts(case: Any, tmp_path: Pat
     # only the trained tensors are written: no frozen backbone weight in the checkpoint
     from safetensors.torch import load_file
 
-    saved = load_file(str(tmp_path / "ckpt" / "model.safetensors"))
+    from xdomain.checkpoint import tensors_path
+
+    saved = load_file(str(tensors_path(tmp_path / "ckpt")))
     trainable = {n for n, p in fc.model_.named_parameters() if p.requires_grad}
     assert set(saved) == trainable
     assert not any(k.startswith("backbone.model.") or k.startswith("backbone.embeddings.") for k in saved)

@@ -11,6 +11,8 @@ predicted distributions (one pass, as ReprogBERT), over the 20 standard residues
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +25,20 @@ from xdomain.estimators import ReprogrammingEstimator, cached_backbone
 
 _STANDARD = slice(1, 21)  # ids of the 20 standard residues in PROTEIN_VOCAB (after <pad>)
 
+
+
+def _check_temperature(temperature: Any) -> None:
+    """A finite number >= 0 (0: the most likely design); NaN would pass ``temperature < 0`` unnoticed and
+    sample from NaN probabilities."""
+    if (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, numbers.Real)
+        or not 0 <= float(temperature) < math.inf
+    ):
+        raise ValueError(
+            f"temperature must be >= 0, got {temperature!r}; expected a finite number >= 0 "
+            "(0: the most likely design)"
+        )
 
 
 def diversity(samples: Sequence[str]) -> float:
@@ -170,8 +186,7 @@ class AntibodyInfiller(ReprogrammingEstimator):
 
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
-        if not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature!r}")
+        _check_temperature(temperature)
         masked, targets, ids = self._encode([chain], [cdr_mask], region)
         logits = self._logits(masked)[0]  # (L, 20)
         where = (targets[0] != -100).nonzero().flatten()
@@ -195,6 +210,7 @@ class AntibodyInfiller(ReprogrammingEstimator):
     ) -> dict[str, float]:
         """Amino-acid recovery of the most likely infill (over every residue of the region, all chains),
         mean per-chain recovery, and, with ``n > 0``, recovery and diversity of ``n`` samples a chain."""
+        _check_temperature(temperature)
         masked, targets, _ = self._encode(chains, cdr_masks, region)
         logits = self._logits(masked)  # (N, L, 20)
         keep = targets != -100

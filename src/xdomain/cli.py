@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import os
+import secrets
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,15 @@ _AMP_NAMES = {"peptides/amp": "amp_uniprot", "peptides/amp-transmembrane": "amp_
 # DeepSol's sequences run to ~1,700 residues, past the 512 positions of a BERT: its default is the first 256
 # residues (truncation announced with the number of sequences it shortens; --max-length overrides it)
 DEEPSOL_MAX_LENGTH = 256
+# --out: what the commands write there, and the marker that says a folder was written by xdomain
+RUN_MARKER = "xdomain-run.json"
+RUN_FORMAT = "xdomain-run"
+_FORECAST_FILES = ("metrics.json", "metrics.md", "forecast.png")  # beside one checkpoint folder a model
+_REPORT_FILES = ("metrics.json", "metrics.md")  # beside the checkpoint folder model/
+_OVERWRITE_HELP = (
+    "replace the results and checkpoints of an earlier xdomain run in --out (other files there are kept); "
+    "without it such a folder is refused"
+)
 
 
 def _forecast_parser(sub: Any) -> None:
@@ -68,6 +78,7 @@ def _forecast_parser(sub: Any) -> None:
     p.add_argument("--mixed-precision", default="no", choices=("no", "bf16", "fp16"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=None, help="folder for checkpoints, metrics.json and forecast.png")
+    p.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -110,6 +121,7 @@ def _forecast(args: argparse.Namespace) -> int:
         )
         for m in models
     ]
+    out = _out_folder(args.out, args.overwrite, files=_FORECAST_FILES, checkpoints=models)
     splits = ett_splits(args.dataset, args.lookback, args.data_home)
     backbone = None
     if any(needs_backbone(c) for c in configs):
@@ -125,16 +137,15 @@ def _forecast(args: argparse.Namespace) -> int:
         results.append(run_ett(cfg, train, splits=splits, backbone=backbone if needs_backbone(cfg) else None))
     table = results_table(results)
     print(table)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out is not None:
         for r in results:
             assert r.forecaster is not None
-            r.forecaster.save(out / r.model)
+            r.forecaster.save(out / r.model, overwrite=args.overwrite)
         doc = {"dataset": splits.name, "train_config": train.to_dict(), "results": [r.row() for r in results]}
         (out / "metrics.json").write_text(json.dumps(doc, indent=2))
         (out / "metrics.md").write_text(table + "\n")
         plot = plot_forecasts(splits, results, out / "forecast.png")
+        _write_run_marker(out, "forecast", [*models, *_FORECAST_FILES])
         print(f"[xdomain] wrote checkpoints, {out / 'metrics.json'} and {plot}", file=sys.stderr)
     return 0
 
@@ -254,6 +265,7 @@ def _add_run(p: argparse.ArgumentParser, limit_help: str) -> None:
     p.add_argument(
         "--out", default=None, metavar="DIR", help="folder for metrics.json, metrics.md and model/"
     )
+    p.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
 
 
 _LIMIT_HELP = (
@@ -286,13 +298,28 @@ def _take(items: Any, index: Any) -> Any:
     return items[index] if hasattr(items, "shape") else [items[int(i)] for i in index]
 
 
-def _out_folder(out: str | None) -> Path | None:
-    """The output folder, made before any training so that a bad path fails in seconds, not after a run."""
+def _out_folder(
+    out: str | None,
+    overwrite: bool = False,
+    files: Sequence[str] = _REPORT_FILES,
+    checkpoints: Sequence[str] = ("model",),
+) -> Path | None:
+    """The output folder, checked and made before any data is read or any model trained, so that a bad
+    path fails in seconds, not after a run.
+
+    A folder counts as written by xdomain when it holds the marker ``xdomain-run.json`` (written last by
+    every run, listing the files and checkpoint folders xdomain runs put there), or when everything in it
+    bears the name of an output of this command (a run of xdomain 0.1, or one stopped before its marker).
+    Outputs of an earlier run are replaced only with ``--overwrite``; a non-empty folder not written by
+    xdomain is refused, ``--overwrite`` or not; other files in an xdomain folder are never touched.
+    """
     if out is None:
         return None
     folder = Path(out)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"--out {out!r} is a file; expected a folder (it is created when missing)")
+    if folder.is_dir():
+        _check_out(folder, out, overwrite, files, checkpoints)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:
@@ -300,6 +327,72 @@ def _out_folder(out: str | None) -> Path | None:
             f"--out {out!r} cannot be created ({err.strerror}); expected a writable folder"
         ) from err
     return folder
+
+
+def _shown(names: Sequence[str], most: int = 5) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _run_marker_files(folder: Path) -> list[str] | None:
+    """The outputs the marker of an earlier xdomain run lists, or None where there is no valid marker."""
+    try:
+        doc = json.loads((folder / RUN_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    files = doc.get("files") if isinstance(doc, dict) and doc.get("format") == RUN_FORMAT else None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return files
+
+
+def _check_out(
+    folder: Path, out: str, overwrite: bool, files: Sequence[str], checkpoints: Sequence[str]
+) -> None:
+    """Refuse an existing --out folder that the run must not write into (see :func:`_out_folder`)."""
+    from xdomain.checkpoint import TMP_PREFIX, check_target
+
+    outputs = {*files, *checkpoints}
+    earlier = _run_marker_files(folder)
+    hidden = {RUN_MARKER} if earlier is not None else set()
+    entries = sorted(n for n in os.listdir(folder) if n not in hidden and not n.startswith(TMP_PREFIX))
+    if earlier is None:
+        foreign = [n for n in entries if n not in outputs]
+        if foreign:
+            raise ValueError(
+                f"--out {out!r} is not empty and was not written by xdomain (it holds {_shown(foreign)}); "
+                "choose a new or empty folder (--overwrite only replaces what an xdomain run wrote)"
+            )
+        previous = entries
+    else:
+        previous = [n for n in entries if n in outputs or n in earlier]
+    if previous and not overwrite:
+        raise ValueError(
+            f"--out {out!r} holds results of an earlier run ({_shown(previous)}); pass --overwrite to "
+            "replace them, or choose another folder"
+        )
+    for name in checkpoints:
+        try:
+            check_target(folder / name, overwrite)
+        except FileExistsError as err:
+            raise ValueError(f"--out {out!r}: {err}") from err
+    for name in files:
+        if (folder / name).is_dir():
+            raise ValueError(f"--out {out!r}: {name} is a folder; expected to write a file there")
+
+
+def _write_run_marker(folder: Path, command: str, written: Sequence[str]) -> None:
+    """Write ``xdomain-run.json`` (last, atomically): the outputs xdomain runs put in ``folder``."""
+    from xdomain.checkpoint import TMP_PREFIX
+
+    earlier = [f for f in _run_marker_files(folder) or [] if (folder / f).exists()]
+    doc = {"format": RUN_FORMAT, "version": 1, "command": command, "files": sorted({*earlier, *written})}
+    for stale in folder.glob(f"{TMP_PREFIX}*"):
+        if stale.is_file():
+            stale.unlink(missing_ok=True)
+    tmp = folder / f"{TMP_PREFIX}run-{secrets.token_hex(8)}.json"
+    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    os.replace(tmp, folder / RUN_MARKER)
 
 
 def _json_ready(value: Any) -> Any:
@@ -339,13 +432,16 @@ def _table(rows: list[dict[str, Any]], metric: str, title: str) -> str:
     return "\n".join(lines)
 
 
-def _report(folder: Path | None, doc: dict[str, Any], table: str, estimator: Any) -> None:
+def _report(
+    folder: Path | None, doc: dict[str, Any], table: str, estimator: Any, overwrite: bool = False
+) -> None:
     print(table, flush=True)
     if folder is None:
         return
-    estimator.save(folder / "model")
+    estimator.save(folder / "model", overwrite=overwrite)
     (folder / "metrics.json").write_text(json.dumps(_json_ready(doc), indent=2) + "\n")
     (folder / "metrics.md").write_text(table + "\n")
+    _write_run_marker(folder, str(doc.get("command", "")), ["model", *_REPORT_FILES])
     print(
         f"[xdomain] wrote {folder / 'model'}, {folder / 'metrics.json'} and {folder / 'metrics.md'}",
         file=sys.stderr,
@@ -470,7 +566,7 @@ def _classify(args: argparse.Namespace) -> int:
         )
     if audio and args.missing is not None:
         raise ValueError("--missing applies to UCR series; audio/fsdd holds no missing values")
-    folder = _out_folder(args.out)
+    folder = _out_folder(args.out, args.overwrite)
     x_train: Any
     x_test: Any
     if audio:
@@ -542,7 +638,7 @@ def _classify(args: argparse.Namespace) -> int:
         "settings": _settings(est),
         "results": rows,
     }
-    _report(folder, doc, _table(rows, "accuracy", "test accuracy"), est)
+    _report(folder, doc, _table(rows, "accuracy", "test accuracy"), est, args.overwrite)
     return 0
 
 
@@ -661,7 +757,7 @@ def _protein_classify(args: argparse.Namespace) -> int:
         raise ValueError(
             "--test-size applies to peptides/amp* and --fasta; DeepSol has an official test file"
         )
-    folder = _out_folder(args.out)
+    folder = _out_folder(args.out, args.overwrite)
     seqs: list[str]
     labels: Any
     if deepsol:
@@ -750,7 +846,7 @@ def _protein_classify(args: argparse.Namespace) -> int:
         "settings": _settings(est),
         "results": rows,
     }
-    _report(folder, doc, _table(rows, "accuracy", "test accuracy"), est)
+    _report(folder, doc, _table(rows, "accuracy", "test accuracy"), est, args.overwrite)
     return 0
 
 
@@ -845,7 +941,7 @@ def _antibody_train(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    folder = _out_folder(args.out)
+    folder = _out_folder(args.out, args.overwrite)
     chains, masks, _ = load_sabdab_cdr("val", args.data_home)
     test_chains, test_masks, _ = load_sabdab_cdr(args.test_split, args.data_home)
     if args.limit is not None:
@@ -905,7 +1001,7 @@ def _antibody_train(args: argparse.Namespace) -> int:
         "settings": _settings(est),
         "results": rows,
     }
-    _report(folder, doc, _table(rows, "recovery", f"test {args.region} recovery"), est)
+    _report(folder, doc, _table(rows, "recovery", f"test {args.region} recovery"), est, args.overwrite)
     return 0
 
 
@@ -948,7 +1044,7 @@ def _antibody_infill(args: argparse.Namespace) -> int:
     from Bio.SeqRecord import SeqRecord
 
     from xdomain.antibody_infiller import AntibodyInfiller
-    from xdomain.checkpoint import CONFIG_FILE
+    from xdomain.checkpoint import is_checkpoint
     from xdomain.datasets.sequences import write_fasta
 
     if args.threads:
@@ -960,7 +1056,7 @@ def _antibody_infill(args: argparse.Namespace) -> int:
             f"folder {str(output.parent)!r} does not exist; create it before writing designs"
         )
     model_dir = Path(args.model)
-    if (model_dir / "model" / CONFIG_FILE).is_file():
+    if not is_checkpoint(model_dir) and is_checkpoint(model_dir / "model"):
         model_dir = model_dir / "model"
     infiller = AntibodyInfiller.load(model_dir)
     region = args.region or infiller.region
@@ -1015,7 +1111,7 @@ def main(argv: list[str] | None = None) -> int:
         if handler is not None:
             return handler(args)
         return _bench(args)
-    except (ValueError, FileNotFoundError, KeyError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
         print(f"xdomain: error: {err}", file=sys.stderr)
         return 2
 

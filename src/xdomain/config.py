@@ -6,6 +6,8 @@ A checkpoint is one of these configs (as JSON) plus the trained tensors (safeten
 from __future__ import annotations
 
 import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -141,15 +143,23 @@ class TrainConfig(ConfigBase):
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        wd = self.weight_decay
+        if isinstance(wd, bool) or not isinstance(wd, numbers.Real) or not 0.0 <= wd < math.inf:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {wd!r}")
+        limit = self.max_train_seconds
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, numbers.Real) or not limit > 0
+        ):
+            raise ValueError(f"max_train_seconds must be a positive number of seconds or None, got {limit!r}")
         if not 0.0 < self.train_fraction <= 1.0:
             raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
         if self.lr is not None and (isinstance(self.lr, bool) or not self.lr > 0):
             raise ValueError(f"lr must be positive or None, got {self.lr!r}")
         for name in ("max_steps", "val_every", "val_windows"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value <= 0):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")

@@ -252,7 +252,19 @@ class ReprogrammingEstimator(BaseEstimator):
         meta = read_meta(path)
         if meta.get("kind") != cls.__name__:
             raise CheckpointError(f"{str(path)!r} holds a {meta.get('kind')!r}, expected a {cls.__name__}")
+        missing = [k for k in ("params", "extra", "backbone") if k not in meta]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} lacks the key(s) {missing}; expected a {cls.__name__} checkpoint "
+                "to hold params, extra and backbone"
+            )
         params = dict(meta["params"])
+        unknown = sorted(set(params) - set(cls._get_param_names()))
+        if unknown:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} has unknown {cls.__name__} parameter(s) {unknown}; expected a "
+                f"subset of {cls._get_param_names()}"
+            )
         if backbone is not None:
             params["backbone"] = backbone
         elif params.get("backbone") is None:
@@ -274,6 +286,19 @@ class ReprogrammingEstimator(BaseEstimator):
         raise NotImplementedError
 
 
+def _check_labels(y: Any) -> None:
+    """Missing labels (None, NaN, NaT, pd.NA) in the caller's 1-D ``y`` are an error naming where they
+    are: numpy cannot sort None among other labels, and turns a NaN among strings into a class "nan"."""
+    import pandas as pd
+
+    bad = np.flatnonzero(np.asarray(pd.isna(np.asarray(y, dtype=object)), dtype=bool))
+    if bad.size:
+        raise ValueError(
+            f"y contains NaN labels (missing: None or NaN) at position(s) {bad[:10].tolist()}"
+            f"{' ...' if bad.size > 10 else ''}; expected a label for every sample"
+        )
+
+
 class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
     """A classifier: labels of any type (kept as given in ``classes_``), cross-entropy, softmax scores."""
 
@@ -285,9 +310,10 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
         if y_arr.ndim != 1:
             raise ValueError(f"y must be one label per sample (1-D), got shape {y_arr.shape}")
         if len(y_arr) != x.shape[0]:
-            raise ValueError(f"X has {x.shape[0]} samples but y has {len(y_arr)} labels")
-        if y_arr.dtype.kind == "f" and np.isnan(y_arr).any():
-            raise ValueError("y contains NaN labels")
+            raise ValueError(
+                f"X has {x.shape[0]} samples but y has {len(y_arr)} labels; expected one label per sample"
+            )
+        _check_labels(y)
         classes, y_idx = np.unique(y_arr, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"need at least 2 classes to train a classifier, got {classes.tolist()}")
@@ -360,9 +386,16 @@ class ReprogrammingRegressor(RegressorMixin, ReprogrammingEstimator):
         if y_arr.ndim != 1:
             raise ValueError(f"y must be one target per sample (1-D), got shape {y_arr.shape}")
         if len(y_arr) != x.shape[0]:
-            raise ValueError(f"X has {x.shape[0]} samples but y has {len(y_arr)} targets")
+            raise ValueError(
+                f"X has {x.shape[0]} samples but y has {len(y_arr)} targets; expected one target per sample"
+            )
         if not np.isfinite(y_arr).all():
-            raise ValueError("y contains NaN or infinite targets")
+            bad = np.flatnonzero(~np.isfinite(y_arr))
+            raise ValueError(
+                f"y contains NaN or infinite targets at position(s) {bad[:10].tolist()}"
+                f"{' ...' if len(bad) > 10 else ''} (first {y_arr[bad[0]]!r}); expected a finite number "
+                "for every sample"
+            )
         self.target_mean_ = float(y_arr.mean())
         self.target_std_ = float(y_arr.std()) or 1.0
         scaled = torch.as_tensor((y_arr - self.target_mean_) / self.target_std_, dtype=torch.float32)

@@ -44,7 +44,8 @@ class TimeSeriesForecaster:
         backbone: alias (``minilm``), transformers name, local path, or a loaded :class:`LanguageBackbone`.
         lookback, horizon: input and output lengths.
         model: ``reprogram`` (Time-LLM), or a baseline: ``no-backbone``, ``attention-only``, ``dlinear``.
-        fill: what to do with NaN/inf values: None (error), ``ffill``, ``interpolate`` or ``zero``.
+        fill: what to do with NaN/inf values and with gaps in the time stamps (a missing hour of hourly
+            data): None (an error naming the first one), ``ffill``, ``interpolate`` or ``zero``.
         **options: any field of :class:`ForecastConfig` or :class:`TrainConfig` (``epochs``, ``lr``,
             ``train_fraction``, ``max_train_seconds``, ``prompt``, ``description``, ...).
 
@@ -135,7 +136,9 @@ class TimeSeriesForecaster:
     # -- inference --------------------------------------------------------------------------------
     def _check_fitted(self) -> nn.Module:
         if self.model_ is None:
-            raise RuntimeError("this forecaster is not fitted yet; call fit() or load() first")
+            from sklearn.exceptions import NotFittedError
+
+            raise NotFittedError("this TimeSeriesForecaster is not fitted yet; call fit() or load() first")
         return self.model_
 
     @torch.no_grad()
@@ -145,6 +148,14 @@ class TimeSeriesForecaster:
         x = torch.as_tensor(np.asarray(windows, dtype=np.float32))
         if x.ndim != 3 or x.shape[1] != self.config.lookback:
             raise ValueError(f"windows must be (B, {self.config.lookback}, N), got {tuple(x.shape)}")
+        bad = ~torch.isfinite(x)
+        if bad.any():
+            b, t, n = (int(i) for i in bad.nonzero()[0])
+            raise ValueError(
+                f"windows hold {int(bad.sum())} NaN or infinite values (the first at window {b}, step {t}, "
+                f"channel {n}: {float(x[b, t, n])!r}); expected finite values (fill them first, e.g. with "
+                "TimeSeriesForecaster(fill=...) and predict on the DataFrame)"
+            )
         model.eval()
         return Trainer(model, self.train_config).predict(x).numpy()
 
@@ -181,8 +192,9 @@ class TimeSeriesForecaster:
         )
 
     # -- persistence ------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write only the trained tensors (safetensors) and the settings (JSON) into folder ``path``."""
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
+        """Write only the trained tensors (safetensors) and the settings (JSON) into folder ``path``; an
+        existing checkpoint there is replaced only with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
         model = self._check_fitted()
         backbone = getattr(model, "backbone", None)
         meta = {
@@ -194,7 +206,7 @@ class TimeSeriesForecaster:
             "backbone": backbone.spec() if backbone is not None and hasattr(backbone, "spec") else None,
             "history": dataclasses.asdict(self.history_) if self.history_ is not None else None,
         }
-        save_checkpoint(path, trainable_state_dict(model), meta)
+        save_checkpoint(path, trainable_state_dict(model), meta, overwrite=overwrite)
 
     @classmethod
     def load(
@@ -206,7 +218,20 @@ class TimeSeriesForecaster:
             raise CheckpointError(
                 f"{str(path)!r} holds a {meta.get('kind')!r}, expected a TimeSeriesForecaster"
             )
-        config = ForecastConfig.from_dict(meta["forecast_config"])
+        missing = [k for k in ("forecast_config", "train_config", "scaler", "backbone") if k not in meta]
+        if missing:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} lacks the key(s) {missing}; expected a TimeSeriesForecaster "
+                "checkpoint to hold forecast_config, train_config, scaler and backbone"
+            )
+        try:
+            config = ForecastConfig.from_dict(meta["forecast_config"])
+            TrainConfig.from_dict(meta["train_config"])  # names any unknown field
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"checkpoint {str(path)!r} holds settings that cannot be used: {err}"
+            ) from err
+        scaler = _saved_scaler(meta["scaler"], str(path))
         options = {
             k: v for k, v in config.to_dict().items() if k not in ("lookback", "horizon", "model", "backbone")
         }
@@ -235,13 +260,35 @@ class TimeSeriesForecaster:
         load_trainable_state_dict(model, tensors, str(path))
         model.eval()
         fc.model_ = model
-        fc.scaler_ = {k: (float(v[0]), float(v[1])) for k, v in meta.get("scaler", {}).items()}
+        fc.scaler_ = scaler
         if meta.get("history"):
             hist = dict(meta["history"])
             if hist.get("best_val_loss") is None:
                 hist["best_val_loss"] = math.inf
             fc.history_ = History(**hist)
         return fc
+
+
+def _saved_scaler(saved: Any, where: str) -> dict[str, tuple[float, float]]:
+    """The training mean and std of each series, from a checkpoint; without them a forecast would be
+    scaled by the input's own statistics, silently, so a missing or broken scaler is an error."""
+    expected = "expected the training [mean, std] of each series (std > 0)"
+    if not isinstance(saved, dict) or not saved:
+        raise CheckpointError(f"checkpoint {where!r} has no scaler statistics (scaler={saved!r}); {expected}")
+    out = {}
+    for name, value in saved.items():
+        try:
+            mean, std = (float(v) for v in value)
+        except (TypeError, ValueError) as err:
+            raise CheckpointError(
+                f"checkpoint {where!r} has a broken scaler for series {name!r}: {value!r}; {expected}"
+            ) from err
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise CheckpointError(
+                f"checkpoint {where!r} has a broken scaler for series {name!r}: {value!r}; {expected}"
+            )
+        out[str(name)] = (mean, std)
+    return out
 
 
 def load(path: str | os.PathLike[str], backbone: LanguageBackbone | None = None) -> TimeSeriesForecaster:

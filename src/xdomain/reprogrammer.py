@@ -162,9 +162,15 @@ class Reprogrammer(nn.Module):
         finally:
             self.train(was_training)
 
-    def save(self, path: str | os.PathLike[str], meta: dict[str, Any] | None = None) -> None:
+    def save(
+        self, path: str | os.PathLike[str], meta: dict[str, Any] | None = None, overwrite: bool = False
+    ) -> None:
+        """Write the trained tensors and ``meta`` as a checkpoint folder; an existing checkpoint at ``path``
+        is replaced only with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
         spec = self.backbone.spec() if hasattr(self.backbone, "spec") else {"name": "custom"}
-        save_checkpoint(path, self.trainable_state_dict(), {"backbone": spec, **(meta or {})})
+        save_checkpoint(
+            path, self.trainable_state_dict(), {"backbone": spec, **(meta or {})}, overwrite=overwrite
+        )
 
     def load_trained(self, path: str | os.PathLike[str]) -> dict[str, Any]:
         tensors, meta = load_checkpoint(path)
@@ -212,10 +218,19 @@ def load_trainable_state_dict(module: nn.Module, tensors: dict[str, torch.Tensor
 
 
 def check_backbone(saved: dict[str, Any] | None, backbone: Any) -> None:
-    """A checkpoint made for one backbone must not be loaded onto another."""
-    if not saved or not hasattr(backbone, "spec"):
+    """A checkpoint made for one backbone must not be loaded onto another: where the backbone has a
+    fingerprint, the checkpoint must record the same one (a record without one could be for any model)."""
+    if not hasattr(backbone, "spec"):
         return
     current = backbone.spec()
+    if current.get("fingerprint") and not (isinstance(saved, dict) and saved.get("fingerprint")):
+        raise CheckpointError(
+            f"checkpoint records no backbone fingerprint (backbone record {saved!r}); expected the "
+            f"fingerprint of the backbone it was trained on, to compare with this backbone's "
+            f"{current['fingerprint']} ({current.get('name')!r}); it may have been edited or damaged"
+        )
+    if not isinstance(saved, dict):
+        return
     if (
         saved.get("fingerprint")
         and current.get("fingerprint")

@@ -208,6 +208,12 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
 
         if self.program not in PROGRAMS:
             raise ValueError(f"program must be one of {PROGRAMS}, got {self.program!r}")
+        for name, value in (("copies", self.copies), ("upsample", self.upsample)):
+            if not (value is None and name == "upsample") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                allowed = "a positive integer" + (" or None" if name == "upsample" else "")
+                raise ValueError(f"{name} must be {allowed}, got {value!r}")
         backbone = self._backbone()
         length = int(self.series_length_)
         learnable = self.program != "none"

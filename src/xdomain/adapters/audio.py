@@ -111,6 +111,8 @@ def load_clips(
     for name, value in (("sample_rate", sample_rate), ("length", length), ("orig_rate", orig_rate)):
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
             raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if mix not in _MIX:  # checked here too: clips given as arrays never reach read_audio
+        raise ValueError(f"mix must be one of {list(_MIX)}, got {mix!r}")
     if len(clips) == 0:
         raise ValueError("no clips given: expected a non-empty list of paths or 1-D arrays")
     # imported here: only resampling needs torchaudio

@@ -154,9 +154,9 @@ def windows(sequence: str, length: int, stride: int | None = None) -> list[str]:
     For proteins longer than a backbone takes. Windows start at ``0, stride, 2*stride, ...``; where the
     last of these stops short of the end, one more window is aligned to the end, so no residue is left
     out (and no window is shorter than ``length``). A sequence of at most ``length`` residues is one
-    window. The substrings are returned as given (not cleaned). A classifier scores each window; the
-    protein's prediction is the average of its windows' class probabilities (what the sequence
-    estimators do).
+    window. The substrings are returned as given (not cleaned). A caller can score each window and
+    average its windows' class probabilities into the protein's prediction; the sequence estimators do
+    not do this themselves: longer sequences are an error or truncated (their ``too_long`` option).
     """
     if not isinstance(sequence, str):
         raise TypeError(f"sequence must be a str, got {type(sequence).__name__}")

@@ -3,6 +3,11 @@
 - wide: one column per series, rows ordered in time (a ``DatetimeIndex`` gives future timestamps);
 - long: columns ``unique_id``, ``ds``, ``y`` (the Nixtla convention), series of any lengths.
 
+Time stamps (a wide frame's ``DatetimeIndex``, a long frame's datetime ``ds``) must be regular: a gap (a
+missing hour of hourly data) is an error naming the first missing stamp and the inferred frequency, unless
+``fill=`` is given, which fills the missing stamps as it fills NaN values. Missing ``unique_id`` or ``ds``
+values, and two series whose labels read alike (``1`` and ``"1"``), are errors too.
+
 Nothing the user passes is modified: every array here is a copy.
 """
 
@@ -79,6 +84,80 @@ def check_fill(fill: str | None) -> None:
         raise ValueError(f"fill must be one of {FILLS} or None, got {fill!r}")
 
 
+def _check_names(labels: list[Any], what: str) -> None:
+    """Series are keyed by ``str(label)`` (scalers, checkpoints): two labels must never share a key."""
+    seen: dict[str, Any] = {}
+    for label in labels:
+        key = str(label)
+        if key in seen:
+            other = seen[key]
+            if type(other) is type(label) and other == label:
+                raise ValueError(f"duplicate {what} {label!r}; expected each series to appear once")
+            raise ValueError(
+                f"{what}s {other!r} ({type(other).__name__}) and {label!r} ({type(label).__name__}) both "
+                f"name series {key!r}; expected distinct names (rename one of them)"
+            )
+        seen[key] = label
+
+
+def _first_missing(values: pd.Series | pd.Index, what: str, expected: str) -> None:
+    """A clear error naming how many values of ``what`` are missing (NaN, None, NaT), and the first."""
+    missing = np.asarray(pd.isna(values))
+    if missing.any():
+        where = (values.index[missing] if isinstance(values, pd.Series) else np.flatnonzero(missing)).tolist()
+        raise ValueError(
+            f"{what} has {int(missing.sum())} missing value(s) (NaN, None or NaT), the first at "
+            f"{'row label' if isinstance(values, pd.Series) else 'position'} {where[0]!r}; "
+            f"expected {expected}"
+        )
+
+
+def _grid(stamps: pd.DatetimeIndex, name: str, fill: str | None) -> pd.DatetimeIndex | None:
+    """None when ``stamps`` (sorted, distinct) are regular; else the regular grid they lie on when they
+    only have gaps and ``fill`` says how to fill them. Gaps without ``fill``, or stamps on no regular
+    grid, are an error: windows would silently run across the gaps.
+
+    The inferred frequency is the coarsest of the candidates (the most common and the smallest step,
+    business days, and weeks, months, quarters and years anchored at the first stamp) whose grid from the
+    first to the last stamp holds every stamp."""
+    if len(stamps) < 3 or stamps.freq is not None or _infer_freq(stamps) is not None:
+        return None
+    steps = stamps[1:] - stamps[:-1]
+    counts = steps.value_counts()
+    step = counts[counts == counts.iloc[0]].index.min()  # the most common step (the smallest of a tie)
+    span = stamps[-1] - stamps[0]
+    day, month = stamps[0].strftime("%a").upper(), stamps[0].strftime("%b").upper()
+    candidates: list[Any] = [s for s in (step, steps.min()) if span / s <= 100 * len(stamps)]
+    candidates += ["B", f"W-{day}", "MS", "ME", f"QS-{month}", f"QE-{month}", f"YS-{month}", f"YE-{month}"]
+    best: tuple[Any, pd.DatetimeIndex] | None = None
+    for candidate in candidates:
+        try:
+            freq = pd.tseries.frequencies.to_offset(candidate)
+        except ValueError:  # an alias an older pandas spells differently ("ME", "YS")
+            continue
+        grid = pd.date_range(stamps[0], stamps[-1], freq=freq)
+        if len(grid) and grid[0] == stamps[0] and stamps.isin(grid).all():
+            if best is None or len(grid) < len(best[1]):
+                best = (freq, grid)
+    if best is None:
+        first = int(np.flatnonzero(np.asarray(steps != step))[0])  # the first step that differs
+        raise ValueError(
+            f"series {name!r} has irregular time stamps: {stamps[first]} is followed by "
+            f"{stamps[first + 1]} ({steps[first]} later) where most steps are {step}; expected a "
+            "regular frequency"
+        )
+    freq, grid = best
+    if fill is None:
+        missing = grid.difference(stamps)
+        before = stamps[stamps < missing[0]][-1]
+        raise ValueError(
+            f"series {name!r} has {len(missing)} missing time stamp(s) at its inferred frequency "
+            f"{freq.freqstr!r}: the first gap is at {missing[0]} (after {before}); expected regular "
+            f"time stamps, or pass fill= one of {FILLS} to fill the missing steps"
+        )
+    return grid
+
+
 def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 1) -> SeriesTable:
     """Read a wide or long DataFrame into float arrays, with clear errors for what cannot be used."""
     check_fill(fill)
@@ -89,21 +168,30 @@ def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 
     if set(LONG_COLUMNS) <= set(df.columns):
         layout = "long"
         if not pd.api.types.is_numeric_dtype(df["y"]):
-            raise ValueError(f"column 'y' must be numeric, got dtype {df['y'].dtype}")
+            text = df["y"][pd.to_numeric(df["y"], errors="coerce").isna() & df["y"].notna()]
+            shown = (
+                f" (first non-number {text.iloc[0]!r} at row label {text.index[0]!r})" if len(text) else ""
+            )
+            raise ValueError(f"column 'y' must be numeric, got dtype {df['y'].dtype}{shown}")
+        _first_missing(df["unique_id"], "column 'unique_id'", "every row of long format to name its series")
+        _first_missing(df["ds"], "column 'ds'", "a time stamp on every row of long format")
+        _check_names(list(pd.unique(df["unique_id"])), "unique_id")
         duplicated = df.duplicated(["unique_id", "ds"])
         if duplicated.any():
             first = df.loc[duplicated, ["unique_id", "ds"]].iloc[0].tolist()
             raise ValueError(f"{int(duplicated.sum())} duplicate (unique_id, ds) rows, first {first}; "
                              "expected one value per series and time stamp")
-        groups = [(k, g.sort_values("ds")) for k, g in df.groupby("unique_id", sort=True)]
-        labels = [k for k, _ in groups]
+        dated = pd.api.types.is_datetime64_any_dtype(df["ds"])
+        series = []
+        for k, g in df.groupby("unique_id", sort=True):
+            s = g.sort_values("ds").set_index("ds")["y"]
+            grid = _grid(pd.DatetimeIndex(s.index), str(k), fill) if dated else None
+            series.append((k, s if grid is None else s.reindex(grid)))
+        labels = [k for k, _ in series]
         names = [str(k) for k in labels]
-        arrays = [_fill(g["y"], str(k), fill) for k, g in groups]
-        stamps = [g["ds"].iloc[-1] for _, g in groups]
-        freqs = [
-            _freq(pd.DatetimeIndex(g["ds"])) if pd.api.types.is_datetime64_any_dtype(g["ds"]) else None
-            for _, g in groups
-        ]
+        arrays = [_fill(s, str(k), fill) for k, s in series]
+        stamps = [s.index[-1] for _, s in series]
+        freqs = [_freq(pd.DatetimeIndex(s.index)) if dated else None for _, s in series]
     else:
         if "y" in df.columns or "ds" in df.columns or "unique_id" in df.columns:
             missing = [c for c in LONG_COLUMNS if c not in df.columns]
@@ -115,9 +203,20 @@ def frame_to_table(df: pd.DataFrame, fill: str | None = None, min_length: int = 
                 f"wide format needs numeric columns only; non-numeric: {non_numeric} "
                 "(put dates in the index, or use long format unique_id/ds/y)"
             )
-        if isinstance(df.index, pd.DatetimeIndex) and not df.index.is_monotonic_increasing:
-            raise ValueError("the DatetimeIndex is not sorted in time; sort the DataFrame first")
         labels = list(df.columns)
+        _check_names(labels, "column")
+        if isinstance(df.index, pd.DatetimeIndex):
+            _first_missing(df.index, "the DatetimeIndex", "a time stamp on every row")
+            if not df.index.is_monotonic_increasing:
+                raise ValueError("the DatetimeIndex is not sorted in time; sort the DataFrame first")
+            if df.index.has_duplicates:
+                repeated = df.index[df.index.duplicated()][0]
+                raise ValueError(
+                    f"the DatetimeIndex repeats time stamp {repeated}; expected one row per time stamp"
+                )
+            grid = _grid(df.index, "the DatetimeIndex" if len(labels) > 1 else str(labels[0]), fill)
+            if grid is not None:
+                df = df.reindex(grid.rename(df.index.name))  # a new frame: the caller's is untouched
         names = [str(c) for c in labels]
         arrays = [_fill(df[c], str(c), fill) for c in labels]
         stamps = [df.index[-1]] * len(names)
