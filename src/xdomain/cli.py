@@ -534,6 +534,20 @@ def _classify_parser(sub: Any) -> None:
         "full or none)",
     )
     p.add_argument(
+        "--clip-length",
+        type=_positive,
+        default=None,
+        help="UCR: samples per waveform for a speech backbone given by name (default the estimator's, "
+        "1,024; vggish needs at least 15,600 and defaults to 16,000, one second)",
+    )
+    p.add_argument(
+        "--backbone-weights",
+        metavar="PATH_OR_URL",
+        default=None,
+        help="vggish only: the torchvggish state dict (a local file, or an https URL downloaded once); "
+        "without it VGGish has random weights",
+    )
+    p.add_argument(
         "--missing",
         default=None,
         choices=("error", "interpolate"),
@@ -591,6 +605,24 @@ def _classify(args: argparse.Namespace) -> int:
     )
 
     params = _given(args, ("backbone", "mapping", "program", "missing", *_TRAINING))
+    vggish = args.backbone == "vggish"
+    if args.backbone_weights is not None and not vggish:
+        raise ValueError(f"--backbone-weights is for --backbone vggish, got --backbone {args.backbone!r}")
+    if args.clip_length is not None and audio:
+        raise ValueError("--clip-length applies to UCR series; audio/fsdd clips keep the backbone's length")
+    clip = args.clip_length or (16000 if vggish else None)
+    if vggish:
+        from xdomain.backbones.audio_features import VGGishLogMel
+        from xdomain.backbones.speech import VGGishBackbone
+
+        if clip is not None and clip < VGGishLogMel.min_samples():
+            raise ValueError(
+                f"--clip-length {clip} is too short for vggish: it needs at least "
+                f"{VGGishLogMel.min_samples()} samples (one 0.96 s log-mel example at 16 kHz)"
+            )
+        params["backbone"] = VGGishBackbone(weights=args.backbone_weights, input_length=clip or 16000)
+    elif clip is not None:
+        params["clip_length"] = clip
     est: Any = (AudioClassifier if audio else TimeSeriesClassifier)(
         **params, random_state=args.seed, verbose=args.verbose
     )
