@@ -1,13 +1,26 @@
-"""Training and evaluation on HF Accelerate: the same code on a CPU, one GPU or many (``accelerate launch``).
+"""Training and evaluation on HF Accelerate: the same code on a CPU, one GPU or many processes.
 
-Only the parameters with ``requires_grad`` reach the optimiser; the best weights by validation loss are
-kept (early stopping) and restored at the end. Test metrics are computed on every example of the split:
-the evaluation loader never drops its last partial batch.
+Only the parameters with ``requires_grad`` reach the optimiser; the best state by validation loss (the
+trainable parameters *and* the learned buffers refitted during training: label mappings, feature
+scalers) is kept (early stopping) and restored at the end. Test metrics are computed on every example of
+the split: the evaluation loader never drops its last partial batch, and under several processes the
+gathered metrics count each example once.
 
 Two losses: ``"mse"`` (forecasting, regression) and ``"cross_entropy"`` (classification with ``(B, C)``
 scores and ``(B,)`` labels, or token prediction with ``(B, L, C)`` scores and ``(B, L)`` labels where
 ``-100`` marks positions that are not scored). Any part of the model with a ``penalty()`` method (an L1
 sparsity term, say) has it added to the training loss.
+
+Precision (``TrainConfig.mixed_precision``: ``"no"``, ``"bf16"``, ``"fp16"``) is applied per call with
+``torch.autocast`` (plus a gradient scaler for fp16), not through the Accelerator, whose state is
+process-wide: models of different precisions train one after another in one process.
+
+Several processes: ``torchrun --standalone --nproc_per_node K script.py`` (gloo on CPUs; measured here,
+``accelerate launch --num_processes 2`` started a single process on a CPU machine without MPI). Every
+process walks the same seeded global batches of ``batch_size`` rows and trains on its share
+(:func:`shard_batch`), so K processes take the same steps as one within float32 rounding
+(``tests/test_multiprocess.py``: 1e-4). Dropout masks are drawn per process, so a model with dropout
+matches one process only in distribution.
 """
 
 from __future__ import annotations
