@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from typing import Any
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/classify_audio")
     args = p.parse_args(argv)
+    command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
     torch.set_num_threads(args.threads)
     train, test = load_fsdd("train"), load_fsdd("test")
     ytr, yte = train.labels, test.labels
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out + ".md", "w") as f:
         f.write(text)
     with open(args.out + ".json", "w") as f:
-        json.dump({"args": vars(args), "rows": rows}, f, indent=2)
+        json.dump({"command": command, "args": vars(args), "rows": rows}, f, indent=2)
     return 0
 
 

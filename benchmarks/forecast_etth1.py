@@ -16,7 +16,11 @@ reprogrammed model against the bare backbone's forward+backward on the same toke
     python benchmarks/forecast_etth1.py --protocol few-shot
     python benchmarks/forecast_etth1.py --protocol full --models dlinear no-backbone
 
-Writes ``benchmarks/results/forecast_etth1[_<protocol>].{json,md}``.
+Writes ``benchmarks/results/forecast_etth1[_<protocol>].{json,md}`` (``--out STEM``: ``STEM.{json,md}``).
+A smoke run on a tiny budget (seconds)::
+
+    python benchmarks/forecast_etth1.py --models dlinear --lookback 32 --horizon 8 --epochs 1 \
+        --max-steps 2 --val-windows 16 --no-step-cost --out /tmp/forecast_smoke
 """
 
 from __future__ import annotations
@@ -113,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-every", type=int, default=None)
     p.add_argument("--val-windows", type=int, default=None)
     p.add_argument("--max-train-seconds", type=float, default=None, help="per model")
+    p.add_argument("--max-steps", type=int, default=None, help="per model: stop after this many steps")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-step-cost", action="store_true")
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step-cost-only", action="store_true", help="measure the step cost, train nothing")
     p.add_argument("--step-batch-sizes", type=int, nargs="+", default=None,
                    help="batch sizes for the step-cost measurement (default: --batch-size)")
+    p.add_argument("--out", default=None, metavar="STEM",
+                   help="write STEM.json and STEM.md (default: benchmarks/results/forecast_<dataset>_...)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     if args.threads:
@@ -136,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         val_every=args.val_every,
         val_windows=args.val_windows,
         max_train_seconds=args.max_train_seconds,
+        max_steps=args.max_steps,
         progress=False,
     )
     configs = [
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             "threads": torch.get_num_threads(),
             "cuda": torch.cuda.is_available(),
         },
-        "command": " ".join([os.path.basename(sys.argv[0]), *sys.argv[1:]]),
+        "command": " ".join([os.path.basename(sys.argv[0]), *(sys.argv[1:] if argv is None else argv)]),
     }
     if backbone is not None and "reprogram" in args.models and not args.no_step_cost:
         costs = []
@@ -185,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         for c in costs[1:]:
             print(f"  batch {c['series_per_step']:.0f}: ratio {c['ratio']:.2f}", flush=True)
     if args.step_cost_only:
-        stem = RESULTS / f"forecast_{splits.name.lower()}_step_cost"
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
+        stem = Path(args.out) if args.out else RESULTS / f"forecast_{splits.name.lower()}_step_cost"
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        Path(f"{stem}.json").write_text(json.dumps(doc, indent=2))
         lines = ["| series per step | tokens per series | step s | bare backbone fwd+bwd s | ratio |",
                  "|---|---|---|---|---|"]
         lines += [
@@ -195,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['backbone_fwd_bwd_seconds']:.2f} | {c['ratio']:.2f} |"
             for c in costs
         ]
-        stem.with_suffix(".md").write_text(f"Command: `{doc['command']}`\n\n" + "\n".join(lines) + "\n")
+        Path(f"{stem}.md").write_text(f"Command: `{doc['command']}`\n\n" + "\n".join(lines) + "\n")
         print("\n".join(lines))
         return 0
     model_lr = {}
@@ -217,9 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     table = results_table(results)
     doc["results"] = [r.row() for r in results]
     print(table)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = RESULTS / f"forecast_{splits.name.lower()}_{args.protocol}{'_' + args.tag if args.tag else ''}"
-    stem.with_suffix(".json").write_text(json.dumps(doc, indent=2))
+    default = RESULTS / f"forecast_{splits.name.lower()}_{args.protocol}{'_' + args.tag if args.tag else ''}"
+    stem = Path(args.out) if args.out else default
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    Path(f"{stem}.json").write_text(json.dumps(doc, indent=2))
     md = [
         f"# {splits.name}, {args.protocol}, lookback {args.lookback}, horizon {args.horizon}",
         "",
@@ -240,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Training step / bare backbone fwd+bwd on the same tokens: {c['ratio']:.2f} "
             f"({c['step_seconds']:.2f} s vs {c['backbone_fwd_bwd_seconds']:.2f} s; target <= 1.3)"
         )
-    stem.with_suffix(".md").write_text("\n".join(md) + "\n")
+    Path(f"{stem}.md").write_text("\n".join(md) + "\n")
     print(f"wrote {stem}.json and {stem}.md")
     return 0
 

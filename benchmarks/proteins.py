@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from typing import Any
@@ -211,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/proteins")
     args = p.parse_args(argv)
+    command = "python " + shlex.join(sys.argv if argv is None else [sys.argv[0], *argv])
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     if "amp" in args.tasks:
@@ -264,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.out + ".md", "w") as f:
         f.write(text)
     with open(args.out + ".json", "w") as f:
-        json.dump({"args": vars(args), "rows": rows}, f, indent=2, default=str)
+        json.dump({"command": command, "args": vars(args), "rows": rows}, f, indent=2, default=str)
     return 0
 
 
