@@ -24,7 +24,8 @@ from xdomain.training import Trainer
 pytestmark = pytest.mark.slow
 
 LOOKBACK, HORIZON = 96, 24
-TRAIN_ROWS, VAL_ROWS = 1500, 300
+# rows [0, 1500) train, [1500, 1800) validation (picks the weights kept), [1800, 2100) held out for scoring
+TRAIN_ROWS, VAL_ROWS, TEST_ROWS = 1500, 300, 300
 
 
 @pytest.fixture(scope="module")
@@ -121,19 +122,32 @@ def test_save_and_load_by_name(fitted: dict[str, Any], etth1: pd.DataFrame, tmp_
     pd.testing.assert_frame_equal(loaded.predict(history), fc.predict(history), check_exact=True)
 
 
-def test_beats_repeating_the_last_value_on_validation(fitted: dict[str, Any], etth1: pd.DataFrame) -> None:
+def test_beats_repeating_the_last_value_on_held_out_windows(
+    fitted: dict[str, Any], etth1: pd.DataFrame
+) -> None:
+    """Scored on the rows after the validation span: fit keeps the weights of the best validation
+    check, so the validation windows would flatter the model."""
     fc = fitted["forecaster"]
-    train, val = etth1.iloc[:TRAIN_ROWS], etth1.iloc[TRAIN_ROWS : TRAIN_ROWS + VAL_ROWS]
+    start = TRAIN_ROWS + VAL_ROWS
     scaled = []
     for column in etth1.columns:
         mean, std = fc.scaler_[column]
-        series = np.concatenate([train[column].to_numpy()[-LOOKBACK:], val[column].to_numpy()])
+        # the lookback context reaches back into the validation rows; every target row is held out
+        series = etth1[column].to_numpy()[start - LOOKBACK : start + TEST_ROWS]
         scaled.append(((series - mean) / std).astype(np.float32))
     ds = WindowDataset(scaled, LOOKBACK, HORIZON, max_windows=128)
     model_mse = Trainer(fc.model_, fc.train_config).evaluate(ds)["mse"]
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.stack([ds[i][1] for i in range(len(ds))])
-    naive_mse = float(((x[:, -1:, :] - y) ** 2).mean())
-    print(f"validation MSE: reprogrammed MiniLM {model_mse:.4f}, last value {naive_mse:.4f}")
-    # measured: about 0.51 against 0.78 after 15 steps
-    assert model_mse < 0.9 * naive_mse
+    last_mse = float(((x[:, -1:, :] - y) ** 2).mean())
+    mean_mse = float(((x.mean(dim=1, keepdim=True) - y) ** 2).mean())
+    print(
+        f"held-out MSE: reprogrammed MiniLM {model_mse:.4f}, last value {last_mse:.4f}, "
+        f"window mean {mean_mse:.4f}"
+    )
+    # measured after 15 steps: 0.688 against 0.940 (last value) and 0.616 (window mean). The window mean
+    # stays ahead on these windows even after 60 steps (0.620 against 0.616), so the model is held to
+    # beating the last value and to staying within 25% of the window mean (a broken model that forecasts
+    # the training mean scores about 1.7 on these standardised windows)
+    assert model_mse < 0.85 * last_mse
+    assert model_mse < 1.25 * mean_mse

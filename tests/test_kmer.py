@@ -121,9 +121,16 @@ def test_deterministic() -> None:
 def test_pipeline_and_grid_search_on_real_amp() -> None:
     sequences, labels = _amp("amp_transmembrane")
     pipe = Pipeline([("trim", FunctionTransformer(_first_40)), ("kmer", KmerLogisticRegression(C=10.0))])
-    search = GridSearchCV(pipe, {"kmer__k": [1, 2]}, cv=StratifiedKFold(3, shuffle=True, random_state=0))
+    # C = 1e-4 all but switches the logistic regression off (about 0.61 held out); C = 10 learns
+    grid = {"kmer__k": [1, 2], "kmer__C": [1e-4, 10.0]}
+    search = GridSearchCV(pipe, grid, cv=StratifiedKFold(3, shuffle=True, random_state=0))
     search.fit(sequences, labels)
-    assert search.best_params_["kmer__k"] in (1, 2)
+    params, mean = search.cv_results_["params"], search.cv_results_["mean_test_score"]
+    assert [(p["kmer__C"], p["kmer__k"]) for p in params] == [(1e-4, 1), (1e-4, 2), (10.0, 1), (10.0, 2)]
+    # measured 0.609, 0.611 (C = 1e-4) and 0.925 (k = 1), 0.934 (k = 2) (C = 10); 0.5 is chance (206 vs 206)
+    assert mean[2:].min() > mean[:2].max() + 0.2
+    assert search.best_params_ == params[int(np.argmax(mean))]
+    assert search.best_params_["kmer__C"] == 10.0
     assert search.best_score_ > 0.8
     assert search.predict(sequences[:3]).shape == (3,)
 

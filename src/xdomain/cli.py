@@ -538,7 +538,7 @@ def _classify_parser(sub: Any) -> None:
         type=_positive,
         default=None,
         help="UCR: samples per waveform for a speech backbone given by name (default the estimator's, "
-        "1,024; vggish needs at least 15,600 and defaults to 16,000, one second)",
+        "4,096; vggish needs at least 15,600 and defaults to 16,000, one second)",
     )
     p.add_argument(
         "--backbone-weights",
