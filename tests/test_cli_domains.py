@@ -547,14 +547,15 @@ def test_classify_gunpoint_with_crepe_tiny(tmp_path: Path, capsys: pytest.Captur
     require_data(GUNPOINT)
     out = tmp_path / "crepe"
     argv = ["classify", "--dataset", "UCR/GunPoint", "--backbone", "crepe-tiny", "--mapping", "blm"]
-    code, _, err = _run([*argv, "--program", "outside", "--max-steps", "10", "--out", str(out)], capsys)
+    code, _, err = _run([*argv, "--program", "full", "--max-steps", "10", "--out", str(out)], capsys)
     assert code == 0, err
     doc = _metrics(out)
     reprogram, _ = doc["results"]
-    assert reprogram["description"] == "crepe-tiny + blm (program outside)"
+    assert reprogram["description"] == "crepe-tiny + blm (program full)"
     assert doc["n_test"] == 150 and doc["class_counts"]["test"] == {"1": 76, "2": 74}
     majority = _majority_of_counts(doc["class_counts"]["test"])  # 0.507
-    assert reprogram["steps"] == 10 and reprogram["accuracy"] > majority + 0.08  # measured 0.653
+    # measured 0.780 with the default 4,096-sample clip (0.573 with the program outside the series)
+    assert reprogram["steps"] == 10 and reprogram["accuracy"] > majority + 0.15
     assert is_checkpoint(out / "model")
 
 
