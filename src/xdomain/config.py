@@ -107,6 +107,7 @@ class ForecastConfig(ConfigBase):
 # training loss above 8 after 20 steps for attention-only, above 1e5 for no-backbone).
 DEFAULT_LR = {"reprogram": 1e-2, "no-backbone": 1e-3, "attention-only": 1e-3, "dlinear": 5e-3}
 FALLBACK_LR = 1e-3
+PRECISIONS = ("no", "bf16", "fp16")  # TrainConfig.mixed_precision (torch.autocast dtypes)
 
 
 @dataclass
@@ -161,7 +162,7 @@ class TrainConfig(ConfigBase):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
+        if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
 
 
@@ -172,4 +173,5 @@ class TrainConfig(ConfigBase):
         return DEFAULT_LR.get(model or "", FALLBACK_LR)
 
 
-__all__ = ["DEFAULT_LR", "FALLBACK_LR", "ConfigBase", "ForecastConfig", "TrainConfig", "num_patches"]
+__all__ = ["DEFAULT_LR", "FALLBACK_LR", "PRECISIONS", "ConfigBase", "ForecastConfig", "TrainConfig",
+           "num_patches"]

@@ -38,12 +38,11 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from xdomain.config import TrainConfig
+from xdomain.config import PRECISIONS, TrainConfig
 from xdomain.training.metrics import ErrorAccumulator
 
 _ACCELERATOR: list[Any] = []
 logger = logging.getLogger("xdomain.training")
-PRECISIONS = ("no", "bf16", "fp16")
 
 
 def get_accelerator(mixed_precision: str = "no") -> Any:
@@ -302,7 +301,9 @@ class Trainer:
                 callback(self, epoch)
             model.train()
             for batch_x, batch_y in train_loader:
-                x, y, terms = shard_batch(batch_x, batch_y, rank, world, self.loss)
+                # one process trains on the whole batch: no share or count of loss terms to compute
+                x, y, terms = ((batch_x, batch_y, 1.0) if world == 1
+                               else shard_batch(batch_x, batch_y, rank, world, self.loss))
                 x, y = _to(x, acc.device), y.to(acc.device)
                 with autocast(cfg.mixed_precision, acc.device):
                     out = _call(model, x)
