@@ -289,6 +289,37 @@ def test_choose_defaults_tiny(tmp_path: Path) -> None:
     assert_command(doc, "choose_defaults.py", args, out)
 
 
+# -- choose_defaults_domains.py -------------------------------------------------------------------------
+DOMAIN_COLUMNS = ["candidate", "folds %", "mean %", "std", "best epoch / epochs run", "status"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "files", "extra"), [
+    ("audio", (FSDD_FILE,), []),
+    ("amp", (AMP,), ["--subsample", "40"]),
+])
+def test_choose_defaults_domains_tiny(
+    tmp_path: Path, task: str, files: tuple[str, ...], extra: list[str]
+) -> None:
+    """Two folds, one step a fit, the first two candidates (and the audio probe reference)."""
+    for rel in files:
+        require_data(rel)
+    args = ["--task", task, "--folds", "2", "--max-steps", "1", "--limit", "2", "--threads", "1", *extra]
+    out = tmp_path / f"choose_{task}"
+    md, doc = run_script("choose_defaults_domains.py", args, out)
+    (rows,) = assert_tables(md, [DOMAIN_COLUMNS])
+    assert len(rows) == 2 + (task == "audio")  # two candidates, plus the probe reference for audio
+    assert sum(r[-1] == "**chosen**" for r in rows) == 1
+    assert doc["chosen"] in doc["eligible"] and doc["chosen_params"] in doc["candidates"]
+    assert all(len(v) == 2 for v in doc["fits"].values())  # no racing asked: every fold of every row
+    assert_rows([f for v in doc["fits"].values() for f in v],
+                {"fold", "acc", "n_train", "n_heldout", "seconds", "steps", "epochs_run", "best_epoch",
+                 "stopped"})
+    # the chosen one has the highest mean of the eligible, up to the fixed 0.5-point tie band
+    assert doc["mean"][doc["chosen"]] >= max(doc["mean"][c] for c in doc["eligible"]) - doc["tie_points"]
+    assert_command(doc, "choose_defaults_domains.py", args, out)
+
+
 # -- device_check.py ------------------------------------------------------------------------------------
 DEVICE_COLUMNS = [
     "estimator", "backbone", "device", "precision", "fit s", "predict s", "peak MB", "output",
