@@ -27,10 +27,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from xdomain import AudioClassifier
 from xdomain.adapters.audio import load_clips
+from xdomain.backbones.loader import resolve_backbone
 from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.baselines.log_mel import log_mel_statistics
 from xdomain.datasets import load_fsdd
-from xdomain.estimators import cached_backbone
 
 
 @torch.no_grad()
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     add("same program, no backbone", "none", "linear", float((nb.predict(test.paths) == yte).mean()),
         time.perf_counter() - t, nb.num_trainable())
     for bname in args.backbones:
-        backbone = cached_backbone(bname, domain="audio")
+        backbone = resolve_backbone(bname, domain="audio")
         t = time.perf_counter()
         Gtr, Gte = frozen_features(backbone, train.paths), frozen_features(backbone, test.paths)
         probe = fit_logistic_probe(Gtr, ytr, args.seed)

@@ -244,7 +244,7 @@ def _sync(device: str) -> None:
 def check(name: str, args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from xdomain.experiments import PeakMemory
+    from xdomain.reporting import PeakMemory
 
     backbone, build, fit, predict = SETUPS[name](args)
     # the float32 reference first: it also pays for the first load of the backbone (cached per process)

@@ -40,8 +40,7 @@ import torch
 from xdomain.backbones.language import LanguageBackbone, load_backbone
 from xdomain.config import ForecastConfig, TrainConfig
 from xdomain.datasets.ett import DESCRIPTION, ett_splits
-from xdomain.experiments import ett_datasets, results_table, run_ett
-from xdomain.models import build_model, needs_backbone
+from xdomain.estimators.forecasting import build_model, ett_datasets, needs_backbone, results_table, run_ett
 from xdomain.training.trainer import set_seed
 
 RESULTS = Path(__file__).resolve().parent / "results"

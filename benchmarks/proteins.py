@@ -37,11 +37,11 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from xdomain import AntibodyInfiller, ProteinClassifier
 from xdomain.adapters.protein import clean_proteins
-from xdomain.antibody_infiller import position_frequency_infill
+from xdomain.backbones.loader import resolve_backbone
 from xdomain.baselines import KmerLogisticRegression
 from xdomain.baselines.linear_probe import fit_logistic_probe
+from xdomain.baselines.position_frequency import position_frequency_infill
 from xdomain.datasets import amp_split, load_amp, load_deepsol, load_sabdab_cdr
-from xdomain.estimators import cached_backbone
 
 TARGETS = {"amp": "R2DL reports 88.6-90.0 % accuracy", "deepsol": "DeepSol reports 77 % test accuracy"}
 
@@ -50,7 +50,7 @@ TARGETS = {"amp": "R2DL reports 88.6-90.0 % accuracy", "deepsol": "DeepSol repor
 @torch.no_grad()
 def minilm_text_features(seqs: list[str], batch: int = 64) -> np.ndarray:
     """Frozen MiniLM on the residues written as English letters ("M K T ..."), mean-pooled."""
-    backbone = cached_backbone("minilm")
+    backbone = resolve_backbone("minilm")
     tok = backbone.tokenizer
     out = []
     for i in range(0, len(seqs), batch):
@@ -67,7 +67,7 @@ def antiberty_features(seqs: list[str], batch: int = 32) -> np.ndarray:
     """Frozen AntiBERTy on its own residue tokens, mean-pooled (a protein-native language model)."""
     from xdomain.backbones.masked_lm import antiberty_token_ids
 
-    backbone = cached_backbone("antiberty", domain="masked-lm")
+    backbone = resolve_backbone("antiberty", domain="masked-lm")
     limit = int(backbone.model.config.max_position_embeddings) - 2
     out = []
     for i in range(0, len(seqs), batch):
@@ -169,7 +169,7 @@ def antiberty_infill(chains: list[str], masks: list[Any]) -> dict[str, float]:
     """AntiBERTy's own masked-LM prediction of every CDR-H3 residue (the whole region masked at once)."""
     from xdomain.backbones.masked_lm import _antiberty_vocab, antiberty_token_ids
 
-    backbone = cached_backbone("antiberty", domain="masked-lm")
+    backbone = resolve_backbone("antiberty", domain="masked-lm")
     vocab = _antiberty_vocab()
     letters = "ACDEFGHIKLMNPQRSTVWY"
     aa_ids = torch.tensor([vocab[a] for a in letters])

@@ -39,9 +39,9 @@ def main(out: str) -> None:
     from transformers import AutoTokenizer
 
     from xdomain import TimeSeriesForecaster
-    from xdomain.audio_classifier import AudioClassifier
-    from xdomain.protein_estimators import ProteinClassifier
-    from xdomain.time_series_classifier import TimeSeriesClassifier
+    from xdomain.estimators.audio import AudioClassifier
+    from xdomain.estimators.proteins import ProteinClassifier
+    from xdomain.estimators.series import TimeSeriesClassifier
     from xdomain.training.trainer import Trainer, get_accelerator
 
     acc = get_accelerator()

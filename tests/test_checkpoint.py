@@ -23,7 +23,7 @@ from xdomain.checkpoint import (
     save_checkpoint,
     tensors_path,
 )
-from xdomain.models import build_model
+from xdomain.estimators.forecasting import build_model
 from xdomain.training import set_seed
 
 SRC = Path(xdomain.__file__).parent

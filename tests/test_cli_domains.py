@@ -467,8 +467,9 @@ def test_protein_classify_your_fasta_and_labels(
 def test_antibody_train_then_infill(
     tiny_mlm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from xdomain.antibody_infiller import AntibodyInfiller, position_frequency_infill
+    from xdomain.baselines.position_frequency import position_frequency_infill
     from xdomain.datasets import load_sabdab_cdr, read_sequences
+    from xdomain.estimators.antibodies import AntibodyInfiller
 
     require_data(SABDAB)
     run = tmp_path / "ab"

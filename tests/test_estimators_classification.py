@@ -27,12 +27,13 @@ from helpers import (
     sines_and_squares,
     state_snapshot,
 )
-from xdomain.audio_classifier import AudioClassifier
 from xdomain.backbones.base import FrozenBackbone
 from xdomain.checkpoint import CheckpointError
-from xdomain.heads.label_mapping import bayesian_omega, greedy_assignment, random_assignment
+from xdomain.datasets.frames import series_matrix
+from xdomain.estimators.audio import AudioClassifier
+from xdomain.estimators.series import PROGRAMS, TimeSeriesClassifier
+from xdomain.heads.label_mapping import MAPPINGS, bayesian_omega, greedy_assignment, random_assignment
 from xdomain.heads.linear import LinearHead
-from xdomain.time_series_classifier import MAPPINGS, PROGRAMS, TimeSeriesClassifier, series_matrix
 
 # small and quick: no validation split (24 series), one epoch unless a test needs learning
 FAST: dict[str, Any] = {"epochs": 1, "batch_size": 8, "validation_fraction": 0.0}
@@ -558,7 +559,7 @@ def test_score_rejects_a_label_seen_only_at_predict_time(wave: TinyWaveformBackb
 def test_black_box_training_counts_every_query_and_leaves_the_white_box_model(
     wave: TinyWaveformBackbone, series: tuple[np.ndarray, np.ndarray]
 ) -> None:
-    from xdomain.training.zeroth_order import BlackBoxBackbone
+    from xdomain.backbones.black_box import BlackBoxBackbone
 
     X, y = series  # 24 series: 19 train, 5 validation
     before = state_snapshot(wave)

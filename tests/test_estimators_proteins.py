@@ -31,11 +31,14 @@ from helpers import (
     toy_antibodies,
 )
 from xdomain.adapters.protein import AMINO_ACIDS, PROTEIN_VOCAB
-from xdomain.antibody_infiller import AntibodyInfiller, diversity, position_frequency_infill
+from xdomain.baselines.position_frequency import position_frequency_infill
 from xdomain.checkpoint import CheckpointError
 from xdomain.datasets.sequences import write_fasta
+from xdomain.estimators.antibodies import AntibodyInfiller
+from xdomain.estimators.proteins import ProteinClassifier, ProteinRegressor
 from xdomain.heads.label_mapping import random_assignment
-from xdomain.protein_estimators import ProteinClassifier, ProteinRegressor, VocabLabelMappingHead
+from xdomain.heads.vocab_label_mapping import VocabLabelMappingHead
+from xdomain.training.metrics import diversity
 
 FAST: dict[str, Any] = {"epochs": 1, "batch_size": 8, "validation_fraction": 0.0}
 N_TOKENS = len(PROTEIN_VOCAB)  # 28: <pad>, 20 residues, 6 IUPAC codes, <mask>

@@ -19,7 +19,7 @@ import torch
 import xdomain
 from helpers import FAST_TRAIN, HORIZON, LOOKBACK, SMALL_MODEL, hourly_frame, small_config, toy_series
 from xdomain.datasets import WindowDataset
-from xdomain.models import build_model, needs_backbone
+from xdomain.estimators.forecasting import build_model, needs_backbone
 from xdomain.registry import MODELS
 from xdomain.training import Trainer, set_seed
 

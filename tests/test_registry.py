@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-import xdomain.models  # noqa: F401  (registers the models)
+import xdomain.estimators.forecasting  # noqa: F401  (registers the models)
 from helpers import small_config
 from xdomain import cli
 from xdomain.baselines import DLinear

@@ -16,7 +16,7 @@ HAVE_SMOLLM2 = all(importlib.util.find_spec(m) is not None for m in ("llm_smollm
 def test_smollm2_loads_as_a_frozen_causal_backbone_and_reprograms(tmp_path, monkeypatch):
     from xdomain import load_backbone
     from xdomain.config import ForecastConfig
-    from xdomain.models import build_model
+    from xdomain.estimators.forecasting import build_model
 
     backbone = load_backbone("smollm2-135m", num_layers=2)
     assert type(backbone.model).__name__ == "LlamaModel"

@@ -22,7 +22,7 @@ from helpers import (
     hourly_frame,
     sines_and_squares,
 )
-from xdomain.time_series_classifier import TimeSeriesClassifier
+from xdomain.estimators.series import TimeSeriesClassifier
 from xdomain.training.trainer import Trainer, autocast, get_accelerator
 
 

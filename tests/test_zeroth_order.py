@@ -10,10 +10,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from xdomain.backbones.base import FrozenBackbone
+from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.config import TrainConfig
 from xdomain.registry import BACKBONES
 from xdomain.training.zeroth_order import (
-    BlackBoxBackbone,
     ZerothOrderTrainer,
     unit_directions,
     zeroth_order_gradient,

@@ -7,17 +7,16 @@ optional text context c) maps the target data into f's input space, and an outpu
 back. Only I and O train.
 """
 
-from xdomain.antibody_infiller import AntibodyInfiller
-from xdomain.audio_classifier import AudioClassifier
 from xdomain.backbones import AttentionBackbone, IdentityBackbone, LanguageBackbone, load_backbone
 from xdomain.checkpoint import CheckpointError
 from xdomain.config import ForecastConfig, TrainConfig
 from xdomain.datasets.home import DataNotFoundError
-from xdomain.forecaster import TimeSeriesForecaster, load
-from xdomain.models import build_model
-from xdomain.protein_estimators import ProteinClassifier, ProteinRegressor
+from xdomain.estimators import AntibodyInfiller
+from xdomain.estimators.audio import AudioClassifier
+from xdomain.estimators.forecasting import TimeSeriesForecaster, build_model, load
+from xdomain.estimators.proteins import ProteinClassifier, ProteinRegressor
+from xdomain.estimators.series import TimeSeriesClassifier
 from xdomain.reprogrammer import Reprogrammer
-from xdomain.time_series_classifier import TimeSeriesClassifier
 from xdomain.training import Trainer
 
 __version__ = "0.1.0"

@@ -9,22 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from xdomain.backbones.loader import resolve_backbone
 from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from xdomain.registry import ADAPTERS, BACKBONES, HEADS, TRANSFORMS
-
-
-def resolve_backbone(backbone: Any) -> Any:
-    """A backbone instance unchanged; a registered alias (``minilm``, ``crepe-tiny``, ...) built; any other
-    string loaded as a ``transformers`` language model name or local path."""
-    if not isinstance(backbone, str):
-        return backbone
-    import xdomain.backbones  # noqa: F401  (registers every alias)
-
-    if backbone in BACKBONES:
-        return BACKBONES.build(backbone)
-    from xdomain.backbones.language import load_backbone
-
-    return load_backbone(backbone)
+from xdomain.registry import ADAPTERS, HEADS, TRANSFORMS
 
 
 class Reprogrammer(nn.Module):
@@ -247,6 +234,5 @@ __all__ = [
     "Reprogrammer",
     "check_backbone",
     "load_trainable_state_dict",
-    "resolve_backbone",
     "trainable_state_dict",
 ]

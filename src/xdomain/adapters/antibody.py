@@ -29,6 +29,7 @@ from xdomain.adapters.protein import (
     clean_sequence,
     ids_of,
 )
+from xdomain.datasets.sequences import parse_cdr_mask
 from xdomain.registry import ADAPTERS
 
 REGIONS: dict[str, int] = {"CDR-H1": 1, "CDR-H2": 2, "CDR-H3": 3}
@@ -37,37 +38,6 @@ FRAMEWORK = 0
 REGION_PAD = -1
 # the ignore index of torch.nn.functional.cross_entropy: positions outside the region add no loss
 IGNORE_INDEX = -100
-_MASK_CODES = "0123"
-
-
-def parse_cdr_mask(mask: str | Sequence[int] | np.ndarray) -> np.ndarray:
-    """A CDR mask (``"000111..."`` or a sequence of ints in 0..3) -> int64 array ``(L,)``."""
-    if isinstance(mask, str):
-        if not mask:
-            raise ValueError("the CDR mask is empty")
-        for position, char in enumerate(mask, start=1):
-            if char not in _MASK_CODES:
-                raise ValueError(
-                    f"CDR mask has {char!r} at position {position}; expected only the digits 0 (framework), "
-                    "1, 2, 3 (CDR-H1/H2/H3)"
-                )
-        return np.frombuffer(mask.encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("0")
-    if isinstance(mask, bytes):
-        raise TypeError("the CDR mask must be a str or a sequence of ints, got bytes; decode it first")
-    array = np.asarray(mask)
-    if array.ndim != 1:
-        raise ValueError(f"a CDR mask must be one-dimensional, got shape {array.shape}")
-    if array.size == 0:
-        raise ValueError("the CDR mask is empty")
-    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
-        raise TypeError(f"a CDR mask must hold integers 0..3, got dtype {array.dtype}")
-    bad = np.flatnonzero((array < 0) | (array > 3))
-    if bad.size:
-        raise ValueError(
-            f"CDR mask has {int(array[bad[0]])} at position {int(bad[0]) + 1}; expected 0 (framework), "
-            "1, 2, 3 (CDR-H1/H2/H3)"
-        )
-    return array.astype(np.int64)
 
 
 def encode_antibodies(
@@ -191,6 +161,5 @@ __all__ = [
     "AntibodyAdapter",
     "encode_antibodies",
     "mask_region",
-    "parse_cdr_mask",
     "region_code",
 ]

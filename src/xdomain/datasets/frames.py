@@ -8,6 +8,9 @@ missing hour of hourly data) is an error naming the first missing stamp and the 
 ``fill=`` is given, which fills the missing stamps as it fills NaN values. Missing ``unique_id`` or ``ds``
 values, and two series whose labels read alike (``1`` and ``"1"``), are errors too.
 
+Series to classify (:func:`series_matrix`): an array, a DataFrame (a row per series) or a list of 1-D
+series, as one float32 matrix.
+
 Nothing the user passes is modified: every array here is a copy.
 """
 
@@ -286,6 +289,53 @@ def few_shot_rows(length: int, lookback: int, fraction: float) -> int:
     return math.floor((length - lookback) * fraction + 1e-9) + lookback
 
 
+def series_matrix(X: Any, length: int | None = None, missing: str = "error") -> np.ndarray:
+    """Series as a float32 matrix ``(N, L)``: from an array ``(N, L)``, a DataFrame (a row per series),
+    or a list of 1-D arrays. Unequal lengths are an error unless ``length`` is given, in which case every
+    series is linearly resampled to ``length``. NaN values are an error unless ``missing="interpolate"``."""
+    if missing not in ("error", "interpolate"):
+        raise ValueError(f"missing must be 'error' or 'interpolate', got {missing!r}")
+    if hasattr(X, "to_numpy") and getattr(X, "ndim", 1) == 2:
+        X = X.to_numpy()
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim == 3 and X.shape[1] == 1:
+            X = X[:, 0, :]
+        if X.ndim != 2:
+            raise ValueError(f"X must be (n_series, length) for univariate series, got shape {X.shape}")
+        rows = list(np.asarray(X, dtype=np.float64))
+    else:
+        try:
+            rows = [np.asarray(r, dtype=np.float64).reshape(-1) for r in X]
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"X must be an array (n_series, length) or a list of 1-D series: {err}") from err
+    if not rows:
+        raise ValueError("X is empty: expected at least one series")
+    lengths = sorted({len(r) for r in rows})
+    if lengths[0] == 0:
+        raise ValueError(f"series {next(i for i, r in enumerate(rows) if len(r) == 0)} is empty")
+    out = []
+    for i, r in enumerate(rows):
+        bad = ~np.isfinite(r)
+        if bad.any():
+            if missing == "error" or bad.all():
+                raise ValueError(
+                    f"series {i} has {int(bad.sum())} NaN/inf values (first at position "
+                    f"{int(np.argmax(bad))}); impute them or pass missing='interpolate'"
+                )
+            pos = np.arange(len(r))
+            r = r.copy()
+            r[bad] = np.interp(pos[bad], pos[~bad], r[~bad])
+        if length is not None and len(r) != length:
+            r = np.interp(np.linspace(0, len(r) - 1, length), np.arange(len(r)), r)
+        out.append(r)
+    if length is None and len(lengths) > 1:
+        raise ValueError(
+            f"series have unequal lengths {lengths[:5]}{'...' if len(lengths) > 5 else ''}; "
+            "pass length=<int> to resample every series to one length"
+        )
+    return np.stack(out).astype(np.float32)
+
+
 __all__ = [
     "FILLS",
     "LONG_COLUMNS",
@@ -294,4 +344,5 @@ __all__ = [
     "check_fill",
     "few_shot_rows",
     "frame_to_table",
+    "series_matrix",
 ]

@@ -31,9 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from xdomain.adapters.antibody import parse_cdr_mask
 from xdomain.datasets.home import DataNotFoundError, data_home
-from xdomain.datasets.sequences import deduplicate, sequence_key
+from xdomain.datasets.sequences import deduplicate, parse_cdr_mask, sequence_key
 from xdomain.registry import DATASETS
 
 logger = logging.getLogger(__name__)

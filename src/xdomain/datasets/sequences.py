@@ -590,6 +590,39 @@ def split_overlap(
     }
 
 
+_MASK_CODES = "0123"
+
+
+def parse_cdr_mask(mask: str | Sequence[int] | np.ndarray) -> np.ndarray:
+    """A CDR mask (``"000111..."`` or a sequence of ints in 0..3) -> int64 array ``(L,)``."""
+    if isinstance(mask, str):
+        if not mask:
+            raise ValueError("the CDR mask is empty")
+        for position, char in enumerate(mask, start=1):
+            if char not in _MASK_CODES:
+                raise ValueError(
+                    f"CDR mask has {char!r} at position {position}; expected only the digits 0 (framework), "
+                    "1, 2, 3 (CDR-H1/H2/H3)"
+                )
+        return np.frombuffer(mask.encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("0")
+    if isinstance(mask, bytes):
+        raise TypeError("the CDR mask must be a str or a sequence of ints, got bytes; decode it first")
+    array = np.asarray(mask)
+    if array.ndim != 1:
+        raise ValueError(f"a CDR mask must be one-dimensional, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError("the CDR mask is empty")
+    if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"a CDR mask must hold integers 0..3, got dtype {array.dtype}")
+    bad = np.flatnonzero((array < 0) | (array > 3))
+    if bad.size:
+        raise ValueError(
+            f"CDR mask has {int(array[bad[0]])} at position {int(bad[0]) + 1}; expected 0 (framework), "
+            "1, 2, 3 (CDR-H1/H2/H3)"
+        )
+    return array.astype(np.int64)
+
+
 __all__ = [
     "FASTA_SUFFIXES",
     "KMER_K",
@@ -599,6 +632,7 @@ __all__ = [
     "deduplicate",
     "group_split",
     "near_identical_pairs",
+    "parse_cdr_mask",
     "read_fasta",
     "read_labelled_csv",
     "read_sequences",

@@ -29,6 +29,8 @@ from torch import nn
 from xdomain.registry import HEADS
 
 METHODS = ("random", "flm", "ilm", "blm", "blm+")
+# what a classifier's ``mapping=`` accepts: a label mapping, or a trained linear head (LinearHead)
+MAPPINGS = (*METHODS, "linear")
 _HARD_METHODS = ("random", "flm", "ilm")  # one-to-one / many-to-one assignments
 _REFIT_METHODS = ("ilm", "blm", "blm+")
 # BLM+'s official configuration keeps the top 15% of the target-class count (at least one)

@@ -2,10 +2,9 @@
 
 from xdomain.training.metrics import ErrorAccumulator, mae, mse
 from xdomain.training.trainer import History, Trainer, get_accelerator, set_seed
-from xdomain.training.zeroth_order import BlackBoxBackbone, ZerothOrderTrainer
+from xdomain.training.zeroth_order import ZerothOrderTrainer
 
 __all__ = [
-    "BlackBoxBackbone",
     "ErrorAccumulator",
     "History",
     "Trainer",

@@ -1,7 +1,11 @@
-"""Forecast metrics accumulated exactly over a whole split (every window, every step, every channel)."""
+"""Metrics: forecast errors accumulated exactly over a whole split (every window, every step, every
+channel), and the diversity of designed sequences."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 
 
@@ -35,4 +39,17 @@ def mae(pred: torch.Tensor, target: torch.Tensor) -> float:
     return float((pred.double() - target.double()).abs().mean())
 
 
-__all__ = ["ErrorAccumulator", "mae", "mse"]
+def diversity(samples: Sequence[str]) -> float:
+    """Mean pairwise normalised Hamming distance between equal-length samples (0: all identical)."""
+    if len(samples) < 2:
+        return 0.0
+    lengths = sorted({len(s) for s in samples})
+    if len(lengths) > 1:
+        raise ValueError(f"diversity needs samples of one length, got lengths {lengths[:5]}")
+    arr = np.array([list(s) for s in samples])
+    n = len(arr)
+    total = sum(float((arr[i] != arr[j]).mean()) for i in range(n) for j in range(i + 1, n))
+    return total / (n * (n - 1) / 2)
+
+
+__all__ = ["ErrorAccumulator", "diversity", "mae", "mse"]

@@ -14,14 +14,21 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from xdomain.estimators import ReprogrammingEstimator, cached_backbone
+from xdomain.adapters.antibody import AntibodyAdapter, encode_antibodies, mask_region
+from xdomain.adapters.protein import AMINO_ACIDS, PAD_ID, PROTEIN_VOCAB
+from xdomain.backbones.loader import resolve_backbone
+from xdomain.datasets.sequences import read_sequences
+from xdomain.estimators.base import ReprogrammingEstimator
+from xdomain.heads.vocab_projection import VocabProjectionHead
+from xdomain.reprogrammer import Reprogrammer
+from xdomain.training.metrics import diversity
+from xdomain.transforms.vocab_map import VocabMapTransform
 
 _STANDARD = slice(1, 21)  # ids of the 20 standard residues in PROTEIN_VOCAB (after <pad>)
 
@@ -39,19 +46,6 @@ def _check_temperature(temperature: Any) -> None:
             f"temperature must be >= 0, got {temperature!r}; expected a finite number >= 0 "
             "(0: the most likely design)"
         )
-
-
-def diversity(samples: Sequence[str]) -> float:
-    """Mean pairwise normalised Hamming distance between equal-length samples (0: all identical)."""
-    if len(samples) < 2:
-        return 0.0
-    lengths = sorted({len(s) for s in samples})
-    if len(lengths) > 1:
-        raise ValueError(f"diversity needs samples of one length, got lengths {lengths[:5]}")
-    arr = np.array([list(s) for s in samples])
-    n = len(arr)
-    total = sum(float((arr[i] != arr[j]).mean()) for i in range(n) for j in range(i + 1, n))
-    return total / (n * (n - 1) / 2)
 
 
 class AntibodyInfiller(ReprogrammingEstimator):
@@ -118,15 +112,12 @@ class AntibodyInfiller(ReprogrammingEstimator):
         self, chains: Any, cdr_masks: Any, region: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(masked ids, targets, true ids), each ``(N, L)``."""
-        from xdomain.adapters.antibody import encode_antibodies, mask_region
-        from xdomain.datasets.sequences import read_sequences
-
         if isinstance(chains, str) and not os.path.exists(chains):
             raise TypeError("chains must be a list of sequences (or a FASTA path), got a single string")
         seqs = read_sequences(chains).sequences
         limit = self.max_length
         if limit is None:
-            backbone = cached_backbone(self.backbone, domain="masked-lm")
+            backbone = resolve_backbone(self.backbone, domain="masked-lm")
             config = getattr(getattr(backbone, "model", None), "config", None)
             limit = getattr(config, "max_position_embeddings", None)
         ids, regions = encode_antibodies(seqs, cdr_masks, max_length=limit, too_long=self.too_long)
@@ -134,22 +125,14 @@ class AntibodyInfiller(ReprogrammingEstimator):
         return masked, targets, ids
 
     def _build_model(self, n_outputs: int) -> nn.Module:
-        from xdomain.adapters.antibody import AntibodyAdapter
-        from xdomain.adapters.protein import PAD_ID
-        from xdomain.heads.vocab_projection import VocabProjectionHead
-        from xdomain.reprogrammer import Reprogrammer
-        from xdomain.transforms.vocab_map import VocabMapTransform
-
         transform = VocabMapTransform(
             n_outputs, sparsity=self.sparsity, k=self.k, l1=self.l1, padding_idx=PAD_ID,
             seed=self.random_state,
         )
-        backbone = cached_backbone(self.backbone, domain="masked-lm")
+        backbone = resolve_backbone(self.backbone, domain="masked-lm")
         return Reprogrammer(backbone, transform, VocabProjectionHead(n_outputs), adapter=AntibodyAdapter())
 
     def _n_outputs(self) -> int:
-        from xdomain.adapters.protein import PROTEIN_VOCAB
-
         return len(PROTEIN_VOCAB)
 
     def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
@@ -182,8 +165,6 @@ class AntibodyInfiller(ReprogrammingEstimator):
 
         Each position of the region is drawn from softmax(logits / temperature) over the 20 standard
         residues; ``temperature=0`` gives the single most likely design (``n`` copies of it)."""
-        from xdomain.adapters.protein import AMINO_ACIDS
-
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer, got {n!r}")
         _check_temperature(temperature)
@@ -241,33 +222,4 @@ class AntibodyInfiller(ReprogrammingEstimator):
         return self.evaluate(chains, cdr_masks)["recovery"]
 
 
-def position_frequency_infill(
-    train_chains: Sequence[str], train_masks: Sequence[Any], chains: Sequence[str], cdr_masks: Sequence[Any],
-    region: str = "CDR-H3",
-) -> dict[str, float]:
-    """The baseline: each region position (counted from the region's start) gets the residue most frequent
-    at that position in the training chains' region. Returns recovery over every region residue."""
-    from xdomain.adapters.antibody import encode_antibodies, region_code
-
-    code = region_code(region)
-    ids, regions = encode_antibodies(list(train_chains), list(train_masks))
-    counts: dict[int, np.ndarray] = {}
-    for row, reg in zip(ids.numpy(), regions.numpy(), strict=True):
-        for j, tok in enumerate(row[reg == code]):
-            counts.setdefault(j, np.zeros(64, dtype=np.int64))[tok] += 1
-    if not counts:
-        raise ValueError(f"the training chains have no {region} to learn position frequencies from")
-    overall = sum(counts.values())
-    ids, regions = encode_antibodies(list(chains), list(cdr_masks))
-    hits = total = 0
-    for row, reg in zip(ids.numpy(), regions.numpy(), strict=True):
-        for j, tok in enumerate(row[reg == code]):
-            guess = int(np.argmax(counts.get(j, overall)))
-            hits += int(guess == tok)
-            total += 1
-    if total == 0:
-        raise ValueError(f"the chains to infill have no {region}")
-    return {"recovery": hits / total, "residues": float(total)}
-
-
-__all__ = ["AntibodyInfiller", "diversity", "position_frequency_infill"]
+__all__ = ["AntibodyInfiller"]

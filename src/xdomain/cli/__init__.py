@@ -88,8 +88,7 @@ def _forecast(args: argparse.Namespace) -> int:
     from xdomain.backbones.language import load_backbone
     from xdomain.config import ForecastConfig, TrainConfig
     from xdomain.datasets.ett import DESCRIPTION, ett_splits
-    from xdomain.experiments import plot_forecasts, results_table, run_ett
-    from xdomain.models import needs_backbone
+    from xdomain.estimators.forecasting import needs_backbone, plot_forecasts, results_table, run_ett
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -497,7 +496,8 @@ def _linear_size(model: Any) -> int:
 
 # -- xdomain classify ------------------------------------------------------------------------------------
 def _classify_parser(sub: Any) -> None:
-    from xdomain.time_series_classifier import MAPPINGS, PROGRAMS
+    from xdomain.estimators.series import PROGRAMS
+    from xdomain.heads.label_mapping import MAPPINGS
 
     p = sub.add_parser(
         "classify",
@@ -568,8 +568,9 @@ def _classify(args: argparse.Namespace) -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-    from xdomain.audio_classifier import AudioClassifier
-    from xdomain.time_series_classifier import TimeSeriesClassifier, series_matrix
+    from xdomain.datasets.frames import series_matrix
+    from xdomain.estimators.audio import AudioClassifier
+    from xdomain.estimators.series import TimeSeriesClassifier
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -676,7 +677,7 @@ def _classify(args: argparse.Namespace) -> int:
 
 # -- xdomain protein classify -----------------------------------------------------------------------------
 def _protein_parser(sub: Any) -> None:
-    from xdomain.protein_estimators import HEAD_CHOICES
+    from xdomain.estimators.proteins import HEAD_CHOICES
     from xdomain.transforms.vocab_map import SPARSITIES
 
     p = sub.add_parser(
@@ -778,7 +779,7 @@ def _protein_classify(args: argparse.Namespace) -> int:
 
     from xdomain.baselines.kmer import KmerLogisticRegression
     from xdomain.datasets.peptides import amp_split
-    from xdomain.protein_estimators import ProteinClassifier
+    from xdomain.estimators.proteins import ProteinClassifier
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -968,8 +969,9 @@ def _antibody_parser(sub: Any) -> None:
 def _antibody_train(args: argparse.Namespace) -> int:
     import torch
 
-    from xdomain.antibody_infiller import AntibodyInfiller, position_frequency_infill
+    from xdomain.baselines.position_frequency import position_frequency_infill
     from xdomain.datasets.sabdab import load_sabdab_cdr
+    from xdomain.estimators.antibodies import AntibodyInfiller
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -1076,9 +1078,9 @@ def _antibody_infill(args: argparse.Namespace) -> int:
     from Bio.Seq import Seq
     from Bio.SeqRecord import SeqRecord
 
-    from xdomain.antibody_infiller import AntibodyInfiller
     from xdomain.checkpoint import is_checkpoint
     from xdomain.datasets.sequences import write_fasta
+    from xdomain.estimators import AntibodyInfiller
 
     if args.threads:
         torch.set_num_threads(args.threads)

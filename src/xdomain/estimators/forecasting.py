@@ -1,10 +1,22 @@
-"""The user-facing forecaster: pandas in, pandas out, a reprogrammed language model inside."""
+"""Forecasting: the user-facing forecaster (pandas in, pandas out, a reprogrammed language model inside), the
+models it builds, and the ETT benchmark protocol.
+
+Models (``ForecastConfig.model``): ``reprogram`` is Time-LLM on a frozen language model; ``no-backbone``
+and ``attention-only`` are the ablations of Tan et al. (NeurIPS 2024): the same adapter, patch
+reprogramming and head, with the language model's layers removed or replaced by one trainable attention
+layer (no prompt: only the language model reads it); ``dlinear`` is the linear baseline.
+
+The ETT protocol (:func:`run_ett`): validation chooses (early stopping, best weights); the test split
+only reports, on every window. Used by ``xdomain forecast`` and ``benchmarks/forecast_etth1.py``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -12,13 +24,22 @@ import pandas as pd
 import torch
 from torch import nn
 
+from xdomain.adapters.time_series import TimeSeriesAdapter
+from xdomain.backbones.ablation import AttentionBackbone, IdentityBackbone
 from xdomain.backbones.language import LanguageBackbone
+from xdomain.backbones.loader import resolve_backbone
+from xdomain.baselines.dlinear import DLinear
 from xdomain.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
 from xdomain.config import ForecastConfig, TrainConfig
+from xdomain.datasets.ett import ETTSplits, ett_splits
 from xdomain.datasets.frames import SeriesTable, WindowDataset, check_fill, few_shot_rows, frame_to_table
-from xdomain.models import build_model, needs_backbone
-from xdomain.reprogrammer import check_backbone, load_trainable_state_dict, trainable_state_dict
+from xdomain.heads.forecast import FlattenHead
+from xdomain.registry import MODELS
+from xdomain.reporting import PeakMemory
+from xdomain.reprogrammer import Reprogrammer, check_backbone, load_trainable_state_dict, trainable_state_dict
 from xdomain.training.trainer import History, Trainer, set_seed
+from xdomain.transforms.patch_reprogramming import PatchReprogrammingTransform
+from xdomain.transforms.prompt import PromptAsPrefix
 
 _FORECAST_FIELDS = {f.name for f in dataclasses.fields(ForecastConfig)}
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -35,6 +56,70 @@ def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, A
         {k: v for k, v in options.items() if k in _FORECAST_FIELDS},
         {k: v for k, v in options.items() if k in _TRAIN_FIELDS},
     )
+
+
+# -- the forecasting models (Time-LLM and its ablations, DLinear) ----------------------------------------
+def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> Reprogrammer:
+    transform = PatchReprogrammingTransform(
+        patch_len=config.patch_len,
+        stride=config.stride,
+        d_model=config.d_model,
+        n_heads=config.n_heads,
+        d_keys=config.d_keys,
+        num_prototypes=config.num_prototypes,
+        dropout=config.dropout,
+    )
+    prefix = (
+        PromptAsPrefix(config.description, config.lookback, config.horizon, config.top_k_lags)
+        if prompt
+        else None
+    )
+    head = FlattenHead(config.horizon, d_ff=config.d_ff, dropout=config.dropout)
+    return Reprogrammer(
+        backbone, transform, head, adapter=TimeSeriesAdapter(), prompt=prefix, lookback=config.lookback
+    )
+
+
+def _language(config: ForecastConfig, backbone: LanguageBackbone | None) -> LanguageBackbone:
+    if backbone is None:
+        loaded: LanguageBackbone = resolve_backbone(config.backbone, num_layers=config.backbone_layers)
+        return loaded
+    if config.backbone_layers is not None and backbone.num_layers != config.backbone_layers:
+        raise ValueError(
+            f"config asks for {config.backbone_layers} backbone layers, the given backbone has "
+            f"{backbone.num_layers}"
+        )
+    return backbone
+
+
+@MODELS.register("reprogram")
+def reprogram(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    return _reprogrammer(config, _language(config, backbone), prompt=config.prompt)
+
+
+@MODELS.register("no-backbone")
+def no_backbone(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    return _reprogrammer(config, IdentityBackbone(_language(config, backbone)), prompt=False)
+
+
+@MODELS.register("attention-only")
+def attention_only(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    source = _language(config, backbone)
+    return _reprogrammer(config, AttentionBackbone(source, config.n_heads, config.dropout), prompt=False)
+
+
+@MODELS.register("dlinear")
+def dlinear(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    return DLinear(config.lookback, config.horizon, config.moving_avg)
+
+
+def build_model(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    """The forecasting model ``config.model`` names; ``backbone`` reuses an already loaded one."""
+    return MODELS.get(config.model)(config, backbone)
+
+
+def needs_backbone(config: ForecastConfig) -> bool:
+    return config.model != "dlinear"
 
 
 class TimeSeriesForecaster:
@@ -291,9 +376,175 @@ def _saved_scaler(saved: Any, where: str) -> dict[str, tuple[float, float]]:
     return out
 
 
+# -- the ETT benchmark protocol (the CLI and benchmarks/forecast_etth1.py) --------------------------------
+@dataclasses.dataclass
+class RunResult:
+    """One model trained and evaluated on one data set."""
+
+    model: str
+    dataset: str
+    mse: float
+    mae: float
+    val_mse: float
+    trainable_params: int
+    train_windows: int
+    test_windows: int
+    steps: int
+    epochs: float
+    stopped: str
+    train_seconds: float
+    seconds_per_epoch: float
+    infer_windows_per_second: float
+    peak_memory_mb: float
+    added_memory_mb: float
+    forecaster: TimeSeriesForecaster | None = dataclasses.field(default=None, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "forecaster"}
+
+
+def ett_datasets(
+    splits: ETTSplits, config: ForecastConfig, train: TrainConfig
+) -> tuple[WindowDataset, WindowDataset, WindowDataset]:
+    """Train (first ``train_fraction`` of the span), validation (optionally thinned) and full test windows."""
+    rows = few_shot_rows(len(splits.train), config.lookback, train.train_fraction)
+    return (
+        WindowDataset([splits.train[:rows]], config.lookback, config.horizon),
+        WindowDataset([splits.val], config.lookback, config.horizon, max_windows=train.val_windows),
+        WindowDataset([splits.test], config.lookback, config.horizon),
+    )
+
+
+def run_ett(
+    config: ForecastConfig,
+    train: TrainConfig,
+    dataset: str = "ETTh1",
+    data_home: str | os.PathLike[str] | None = None,
+    backbone: LanguageBackbone | None = None,
+    splits: ETTSplits | None = None,
+) -> RunResult:
+    """Train ``config.model`` on an ETT data set with the published protocol and report test MSE/MAE."""
+    splits = splits or ett_splits(dataset, config.lookback, data_home)
+    train_ds, val_ds, test_ds = ett_datasets(splits, config, train)
+    if backbone is None and needs_backbone(config):
+        backbone = resolve_backbone(config.backbone, num_layers=config.backbone_layers)
+    with PeakMemory() as memory:
+        set_seed(train.seed)
+        model = build_model(config, backbone)
+        trainer = Trainer(model, train, model_name=config.model)
+        history = trainer.fit(train_ds, val_ds)
+        start = time.perf_counter()
+        test = trainer.evaluate(test_ds)
+        infer_seconds = time.perf_counter() - start
+    forecaster = TimeSeriesForecaster(
+        backbone=backbone if backbone is not None else config.backbone,
+        **{k: v for k, v in config.to_dict().items() if k != "backbone"},
+        **train.to_dict(),
+    )
+    forecaster.model_ = trainer.model
+    forecaster.history_ = history
+    # the data were standardised with train statistics before the model saw them
+    forecaster.scaler_ = {
+        c: (float(m), float(s)) for c, m, s in zip(splits.columns, splits.mean, splits.std, strict=True)
+    }
+    return RunResult(
+        model=config.model,
+        dataset=splits.name,
+        mse=test["mse"],
+        mae=test["mae"],
+        val_mse=history.best_val_loss,
+        trainable_params=sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        train_windows=len(train_ds),
+        test_windows=int(test["windows"]),
+        steps=history.steps,
+        epochs=history.epochs,
+        stopped=history.stopped,
+        train_seconds=history.train_seconds,
+        seconds_per_epoch=history.seconds_per_epoch,
+        infer_windows_per_second=len(test_ds) / infer_seconds,
+        peak_memory_mb=memory.peak_mb,
+        added_memory_mb=memory.added_mb,
+        forecaster=forecaster,
+    )
+
+
+def plot_forecasts(
+    splits: ETTSplits,
+    results: list[RunResult],
+    path: str | os.PathLike[str],
+    channel: str = "OT",
+    window: int = -1,
+) -> Path:
+    """Plot one test window of ``channel``: the history, the truth and every model's forecast."""
+    # a Figure with its own Agg canvas: no pyplot, so the caller's matplotlib backend is left alone
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fitted = [r for r in results if r.forecaster is not None]
+    if not fitted:
+        raise ValueError("no fitted forecaster to plot")
+    cfg = fitted[0].forecaster.config  # type: ignore[union-attr]
+    ch = splits.columns.index(channel)
+    series = splits.test[:, ch]
+    n = len(series) - cfg.lookback - cfg.horizon + 1
+    start = window % n
+    x = series[start : start + cfg.lookback]
+    y = series[start + cfg.lookback : start + cfg.lookback + cfg.horizon]
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    shown = min(cfg.lookback, 192)
+    t_hist = np.arange(-shown, 0)
+    t_future = np.arange(cfg.horizon)
+    ax.plot(t_hist, x[-shown:], color="black", lw=1, label="history")
+    ax.plot(t_future, y, color="black", lw=1.5, ls="--", label="truth")
+    for r in fitted:
+        pred = r.forecaster.predict_array(x[None, :, None])[0, :, 0]  # type: ignore[union-attr]
+        ax.plot(t_future, pred, lw=1.5, label=f"{r.model} (test MSE {r.mse:.3f})")
+    ax.axvline(0, color="grey", lw=0.5)
+    ax.set_xlabel("steps (hours) from the forecast origin")
+    ax.set_ylabel(f"{channel} (standardised)")
+    ax.set_title(f"{splits.name}: last test window, lookback {cfg.lookback}, horizon {cfg.horizon}")
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
+    """A markdown table of the runs, with each MSE as a ratio to the baseline's (when it ran)."""
+    base = next((r for r in results if r.model == baseline), None)
+    lines = [
+        "| model | test MSE | test MAE | MSE / " + baseline + " | val MSE | trainable params | train windows "
+        "| steps | epochs | train s | s / epoch | infer windows / s | peak MB | added MB | stopped |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        ratio = f"{r.mse / base.mse:.3f}" if base is not None else "-"
+        lines.append(
+            f"| {r.model} | {r.mse:.4f} | {r.mae:.4f} | {ratio} | {r.val_mse:.4f} | {r.trainable_params:,} | "
+            f"{r.train_windows:,} | {r.steps} | {r.epochs:.2f} | {r.train_seconds:.1f} | "
+            f"{r.seconds_per_epoch:.1f} | {r.infer_windows_per_second:.1f} | {r.peak_memory_mb:.0f} | "
+            f"{r.added_memory_mb:.0f} | {r.stopped} |"
+        )
+    return "\n".join(lines)
+
+
 def load(path: str | os.PathLike[str], backbone: LanguageBackbone | None = None) -> TimeSeriesForecaster:
     """Load anything ``save`` wrote (today: a :class:`TimeSeriesForecaster`)."""
     return TimeSeriesForecaster.load(path, backbone=backbone)
 
 
-__all__ = ["TimeSeriesForecaster", "load"]
+__all__ = [
+    "RunResult",
+    "TimeSeriesForecaster",
+    "build_model",
+    "ett_datasets",
+    "load",
+    "needs_backbone",
+    "plot_forecasts",
+    "results_table",
+    "run_ett",
+]

@@ -10,8 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from xdomain.estimators import ReprogrammingClassifier, cached_backbone
-from xdomain.time_series_classifier import MAPPINGS
+from xdomain.adapters.audio import AudioAdapter, load_clips
+from xdomain.backbones.loader import resolve_backbone
+from xdomain.estimators.base import ReprogrammingClassifier
+from xdomain.heads.label_mapping import MAPPINGS, LabelMappingHead
+from xdomain.heads.linear import LinearHead
+from xdomain.reprogrammer import Reprogrammer
+from xdomain.transforms.additive import AdditiveProgramTransform
 
 
 class AudioClassifier(ReprogrammingClassifier):
@@ -29,7 +34,7 @@ class AudioClassifier(ReprogrammingClassifier):
         mix: ``"error"`` for multi-channel audio, or ``"mean"`` to average the channels.
         epochs, batch_size, lr, patience, max_steps, validation_fraction, random_state, verbose,
             mixed_precision: as
-            :class:`~xdomain.time_series_classifier.TimeSeriesClassifier`.
+            :class:`~xdomain.estimators.series.TimeSeriesClassifier`.
 
     Example::
 
@@ -72,10 +77,8 @@ class AudioClassifier(ReprogrammingClassifier):
         self.mixed_precision = mixed_precision
 
     def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
-        from xdomain.adapters.audio import load_clips
-
         del fitting
-        backbone = cached_backbone(self.backbone, domain="audio")
+        backbone = resolve_backbone(self.backbone, domain="audio")
         kind = getattr(backbone, "input_kind", None)
         if kind != "waveform":
             raise ValueError(
@@ -95,17 +98,11 @@ class AudioClassifier(ReprogrammingClassifier):
         )
 
     def _build_model(self, n_outputs: int) -> nn.Module:
-        from xdomain.adapters.audio import AudioAdapter
-        from xdomain.heads.label_mapping import LabelMappingHead
-        from xdomain.heads.linear import LinearHead
-        from xdomain.reprogrammer import Reprogrammer
-        from xdomain.transforms.additive import AdditiveProgramTransform
-
         if self.program not in ("full", "none"):
             raise ValueError(f"program must be 'full' or 'none', got {self.program!r}")
         if self.mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
-        backbone = cached_backbone(self.backbone, domain="audio")
+        backbone = resolve_backbone(self.backbone, domain="audio")
         transform = AdditiveProgramTransform(
             copies=1, upsample=1, mask=self.program, learnable=self.program != "none", seed=self.random_state
         )

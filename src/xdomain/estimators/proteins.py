@@ -16,61 +16,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from xdomain.estimators import ReprogrammingClassifier, ReprogrammingRegressor, cached_backbone
-from xdomain.registry import HEADS
+from xdomain.adapters.protein import PAD_ID, PROTEIN_VOCAB, ProteinAdapter, encode_proteins
+from xdomain.backbones.loader import resolve_backbone
+from xdomain.datasets.sequences import read_sequences
+from xdomain.estimators.base import ReprogrammingClassifier, ReprogrammingRegressor
+from xdomain.heads.linear import LinearHead
+from xdomain.heads.vocab_label_mapping import VocabLabelMappingHead
+from xdomain.reprogrammer import Reprogrammer
+from xdomain.transforms.vocab_map import VocabMapTransform
 
 HEAD_CHOICES = ("linear", "label-mapping")
-
-
-@HEADS.register("vocab-label-mapping")
-class VocabLabelMappingHead(nn.Module):
-    """O: many-to-one label mapping over a masked language model's source vocabulary (R2DL's output).
-
-    The hidden states are mean-pooled over the real tokens, the frozen masked-LM head scores the pooled
-    state over the source vocabulary, and a :class:`~xdomain.heads.label_mapping.LabelMappingHead` maps
-    those scores to the target classes (``sources_per_class`` vocabulary entries per class, averaged).
-    Pooling before the masked-LM head keeps the cost at one ``(D, V)`` product per sequence instead of one
-    per token.
-
-    Shapes:
-        - input: hidden ``(B, L, D)``, attention_mask ``(B, L)``
-        - output: ``(B, num_classes)`` (log mapped probabilities)
-    """
-
-    def __init__(self, num_classes: int, sources_per_class: int = 10, method: str = "random", seed: int = 0):
-        super().__init__()
-        self.num_classes = num_classes
-        self.sources_per_class = sources_per_class
-        self.method = method
-        self.seed = seed
-        self._source: tuple[Any, ...] = ()
-
-    def bind(self, backbone: Any, **_: Any) -> VocabLabelMappingHead:
-        from types import SimpleNamespace
-
-        from xdomain.heads.label_mapping import LabelMappingHead
-
-        if not hasattr(backbone, "source_logits"):
-            raise TypeError(
-                f"label mapping over the vocabulary needs a masked language backbone "
-                f"(xdomain.backbones.masked_lm.load_masked_lm), got {type(backbone).__name__}"
-            )
-        self._source = (backbone,)
-        view = SimpleNamespace(output_kind="logits", num_outputs=int(backbone.vocab_size))
-        self.mapping = LabelMappingHead(
-            self.num_classes, method=self.method, sources_per_class=self.sources_per_class, seed=self.seed
-        ).bind(view)
-        return self
-
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attention_mask is None:
-            pooled = hidden.mean(dim=1)
-        else:
-            m = attention_mask.to(hidden.dtype).unsqueeze(-1)  # (B, L, 1)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1.0)  # (B, D)
-        logits = self._source[0].source_logits(pooled.unsqueeze(1))[:, 0]  # (B, V)
-        out: torch.Tensor = self.mapping(logits)
-        return out
 
 
 class _ProteinModel:
@@ -86,26 +41,25 @@ class _ProteinModel:
     random_state: int
     sources_per_class: int
 
-    def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
-        from xdomain.adapters.protein import encode_proteins
-        from xdomain.datasets.sequences import read_sequences
+    def _backbone(self) -> Any:
+        """The one backbone this estimator uses: with the masked-LM head where the output head reads the
+        vocabulary scores (``head="label-mapping"``), else the language model."""
+        domain = "masked-lm" if getattr(self, "head", "linear") == "label-mapping" else "language"
+        return resolve_backbone(self.backbone, domain=domain)
 
+    def _inputs(self, X: Any, fitting: bool) -> torch.Tensor:
         del fitting
         seqs = read_sequences(X).sequences
         limit = self.max_length
-        backbone = cached_backbone(self.backbone)
+        backbone = self._backbone()
         positions = getattr(getattr(backbone, "model", None), "config", None)
         positions = getattr(positions, "max_position_embeddings", None)
         if limit is None and positions is not None:
             limit = int(positions)
         return encode_proteins(seqs, max_length=limit, too_long=self.too_long)
 
-    def _protein_model(self, head: nn.Module, backbone: Any = None) -> nn.Module:
-        from xdomain.adapters.protein import PAD_ID, PROTEIN_VOCAB, ProteinAdapter
-        from xdomain.reprogrammer import Reprogrammer
-        from xdomain.transforms.vocab_map import VocabMapTransform
-
-        backbone = cached_backbone(self.backbone) if backbone is None else backbone
+    def _protein_model(self, head: nn.Module) -> nn.Module:
+        backbone = self._backbone()
         transform = VocabMapTransform(
             len(PROTEIN_VOCAB), sparsity=self.sparsity, k=self.k, l1=self.l1, padding_idx=PAD_ID,
             seed=self.random_state,
@@ -172,8 +126,6 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
         self.mixed_precision = mixed_precision
 
     def _build_model(self, n_outputs: int) -> nn.Module:
-        from xdomain.heads.linear import LinearHead
-
         if self.head not in HEAD_CHOICES:
             raise ValueError(f"head must be one of {HEAD_CHOICES}, got {self.head!r}")
         if self.head == "linear":
@@ -181,7 +133,7 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
         head = VocabLabelMappingHead(
             n_outputs, sources_per_class=self.sources_per_class, seed=self.random_state
         )
-        return self._protein_model(head, backbone=cached_backbone(self.backbone, domain="masked-lm"))
+        return self._protein_model(head)
 
 
 class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):
@@ -226,9 +178,7 @@ class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):
         self.mixed_precision = mixed_precision
 
     def _build_model(self, n_outputs: int) -> nn.Module:
-        from xdomain.heads.linear import LinearHead
-
         return self._protein_model(LinearHead(n_outputs, pooling="mean"))
 
 
-__all__ = ["ProteinClassifier", "ProteinRegressor", "VocabLabelMappingHead"]
+__all__ = ["HEAD_CHOICES", "ProteinClassifier", "ProteinRegressor"]

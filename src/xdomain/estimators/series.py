@@ -13,61 +13,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from xdomain.estimators import ReprogrammingClassifier, cached_backbone
+from xdomain.adapters.series_to_image import SeriesToImageAdapter
+from xdomain.adapters.series_to_waveform import SeriesToWaveformAdapter
+from xdomain.backbones.loader import resolve_backbone
+from xdomain.datasets.frames import series_matrix
+from xdomain.estimators.base import ReprogrammingClassifier
+from xdomain.heads.label_mapping import MAPPINGS, LabelMappingHead
+from xdomain.heads.linear import LinearHead
+from xdomain.reprogrammer import Reprogrammer
+from xdomain.transforms.additive import AdditiveProgramTransform, VisualPromptTransform
 
-MAPPINGS = ("random", "flm", "ilm", "blm", "blm+", "linear")
 PROGRAMS = ("outside", "full", "none")
-
-
-def series_matrix(X: Any, length: int | None = None, missing: str = "error") -> np.ndarray:
-    """Series as a float32 matrix ``(N, L)``: from an array ``(N, L)``, a DataFrame (a row per series),
-    or a list of 1-D arrays. Unequal lengths are an error unless ``length`` is given, in which case every
-    series is linearly resampled to ``length``. NaN values are an error unless ``missing="interpolate"``."""
-    if missing not in ("error", "interpolate"):
-        raise ValueError(f"missing must be 'error' or 'interpolate', got {missing!r}")
-    if hasattr(X, "to_numpy") and getattr(X, "ndim", 1) == 2:
-        X = X.to_numpy()
-    if isinstance(X, np.ndarray) and X.dtype != object:
-        if X.ndim == 3 and X.shape[1] == 1:
-            X = X[:, 0, :]
-        if X.ndim != 2:
-            raise ValueError(f"X must be (n_series, length) for univariate series, got shape {X.shape}")
-        rows = list(np.asarray(X, dtype=np.float64))
-    else:
-        try:
-            rows = [np.asarray(r, dtype=np.float64).reshape(-1) for r in X]
-        except (TypeError, ValueError) as err:
-            raise TypeError(f"X must be an array (n_series, length) or a list of 1-D series: {err}") from err
-    if not rows:
-        raise ValueError("X is empty: expected at least one series")
-    lengths = sorted({len(r) for r in rows})
-    if lengths[0] == 0:
-        raise ValueError(f"series {next(i for i, r in enumerate(rows) if len(r) == 0)} is empty")
-    out = []
-    for i, r in enumerate(rows):
-        bad = ~np.isfinite(r)
-        if bad.any():
-            if missing == "error" or bad.all():
-                raise ValueError(
-                    f"series {i} has {int(bad.sum())} NaN/inf values (first at position "
-                    f"{int(np.argmax(bad))}); impute them or pass missing='interpolate'"
-                )
-            pos = np.arange(len(r))
-            r = r.copy()
-            r[bad] = np.interp(pos[bad], pos[~bad], r[~bad])
-        if length is not None and len(r) != length:
-            r = np.interp(np.linspace(0, len(r) - 1, length), np.arange(len(r)), r)
-        out.append(r)
-    if length is None and len(lengths) > 1:
-        raise ValueError(
-            f"series have unequal lengths {lengths[:5]}{'...' if len(lengths) > 5 else ''}; "
-            "pass length=<int> to resample every series to one length"
-        )
-    return np.stack(out).astype(np.float32)
 
 
 class TimeSeriesClassifier(ReprogrammingClassifier):
@@ -182,7 +141,7 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
             self.series_length_ = int(state["series_length"])
 
     def _backbone(self) -> Any:
-        backbone = cached_backbone(self.backbone, domain="audio-or-image")
+        backbone = resolve_backbone(self.backbone, domain="audio-or-image")
         clip = self.clip_length
         if clip is not None and (not isinstance(clip, int) or isinstance(clip, bool) or clip < 1):
             raise ValueError(f"clip_length must be a positive integer or None, got {clip!r}")
@@ -192,13 +151,10 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
             and getattr(backbone, "input_kind", None) == "waveform"
             and backbone.input_length != clip
         ):
-            backbone = cached_backbone(self.backbone, domain="audio-or-image", input_length=clip)
+            backbone = resolve_backbone(self.backbone, domain="audio-or-image", input_length=clip)
         return backbone
 
     def _head(self, n_classes: int) -> nn.Module:
-        from xdomain.heads.label_mapping import LabelMappingHead
-        from xdomain.heads.linear import LinearHead
-
         if self.mapping not in MAPPINGS:
             raise ValueError(f"mapping must be one of {MAPPINGS}, got {self.mapping!r}")
         if self.mapping == "linear":
@@ -208,8 +164,6 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         )
 
     def _build_model(self, n_outputs: int) -> nn.Module:
-        from xdomain.reprogrammer import Reprogrammer
-
         if self.program not in PROGRAMS:
             raise ValueError(f"program must be one of {PROGRAMS}, got {self.program!r}")
         for name, value in (("copies", self.copies), ("upsample", self.upsample)):
@@ -225,9 +179,6 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         transform: nn.Module
         kind = getattr(backbone, "input_kind", None)
         if kind == "waveform":
-            from xdomain.adapters.series_to_waveform import SeriesToWaveformAdapter
-            from xdomain.transforms.additive import AdditiveProgramTransform
-
             total = int(backbone.input_length)
             upsample = self.upsample or max(1, total // (length * self.copies))
             adapter = SeriesToWaveformAdapter()
@@ -236,9 +187,6 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
                 seed=self.random_state,
             )
         elif kind == "image":
-            from xdomain.adapters.series_to_image import SeriesToImageAdapter
-            from xdomain.transforms.additive import VisualPromptTransform
-
             inner = self.image_size or int(backbone.image_size) // 2
             adapter = SeriesToImageAdapter(size=inner)
             transform = VisualPromptTransform(inner_size=inner, learnable=learnable, seed=self.random_state)
@@ -250,4 +198,4 @@ class TimeSeriesClassifier(ReprogrammingClassifier):
         return Reprogrammer(backbone, transform, self._head(n_outputs), adapter=adapter)
 
 
-__all__ = ["MAPPINGS", "PROGRAMS", "TimeSeriesClassifier", "series_matrix"]
+__all__ = ["PROGRAMS", "TimeSeriesClassifier"]

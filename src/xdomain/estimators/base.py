@@ -18,71 +18,19 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import train_test_split
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.checkpoint import CheckpointError, read_meta
 from xdomain.config import TrainConfig
 from xdomain.training.trainer import History, Trainer, autocast, check_precision, predict_batches, set_seed
-
-_BACKBONE_CACHE: dict[str, Any] = {}
-
-
-_VISION_TYPES = {"vit", "deit", "beit", "convnext", "convnextv2", "resnet", "swin", "swinv2", "efficientnet",
-                 "mobilenet_v1", "mobilenet_v2", "mobilevit", "regnet", "dinov2", "levit", "poolformer"}
-
-
-def _load_classifier_backbone(name: str, domain: str, **options: Any) -> Any:
-    """An unregistered name for a speech or vision classifier: a ``transformers`` audio model, or an image
-    model when its config says so (``domain="audio-or-image"``)."""
-    from xdomain.backbones.speech import load_audio_backbone
-
-    if domain == "audio-or-image":
-        from transformers import AutoConfig
-
-        try:
-            config = AutoConfig.from_pretrained(name)
-        except (OSError, ValueError) as err:
-            raise ValueError(
-                f"unknown backbone {name!r}: not a registered alias and not a transformers model reachable "
-                f"from here ({err})"
-            ) from err
-        archs = " ".join(getattr(config, "architectures", None) or [])
-        if "Image" in archs or getattr(config, "model_type", "") in _VISION_TYPES:
-            from xdomain.backbones.vision import load_vision_backbone
-
-            return load_vision_backbone(name, **options)
-    return load_audio_backbone(name, **options)
-
-
-def cached_backbone(backbone: Any, domain: str = "language", **options: Any) -> Any:
-    """A loaded backbone for a name (loaded once per process: it is frozen, so models can share it), or
-    the given instance unchanged. Registered aliases (``minilm``, ``crepe-tiny``, ...) load as registered;
-    other names load as a ``transformers`` model of the ``domain``: ``"language"``, ``"audio"`` or
-    ``"audio-or-image"`` (chosen from the model's config); ``"masked-lm"`` loads every name, aliases
-    included, with its masked-LM head (:func:`xdomain.backbones.masked_lm.load_masked_lm`). ``options``
-    go to the backbone's constructor (``input_length=1024``)."""
-    if not isinstance(backbone, str):
-        return backbone
-    key = f"{domain}:{backbone.lower()}:{sorted(options.items())}"
-    if key not in _BACKBONE_CACHE:
-        import xdomain.backbones  # noqa: F401  (registers every alias)
-        from xdomain.registry import BACKBONES
-        from xdomain.reprogrammer import resolve_backbone
-
-        if domain == "masked-lm":
-            from xdomain.backbones.masked_lm import load_masked_lm
-
-            _BACKBONE_CACHE[key] = load_masked_lm(backbone, **options)
-        elif backbone in BACKBONES:
-            _BACKBONE_CACHE[key] = BACKBONES.build(backbone, **options)
-        elif domain == "language":
-            _BACKBONE_CACHE[key] = resolve_backbone(backbone)
-        else:
-            _BACKBONE_CACHE[key] = _load_classifier_backbone(backbone, domain, **options)
-    return _BACKBONE_CACHE[key]
+from xdomain.training.zeroth_order import ZerothOrderTrainer
 
 
 def _json_param(value: Any) -> Any:
@@ -157,7 +105,6 @@ class ReprogrammingEstimator(BaseEstimator):
                 return idx, None
         if n_val < 1 or n - n_val < 1:
             return idx, None
-        from sklearn.model_selection import train_test_split
 
         train_idx, val_idx = train_test_split(
             idx, test_size=n_val, stratify=stratify, random_state=self.random_state
@@ -186,7 +133,6 @@ class ReprogrammingEstimator(BaseEstimator):
         if getattr(self, "black_box", False):
             # BAR: only the backbone's output probabilities are used, and the program is trained with a
             # zeroth-order estimate; the mapping is fitted once from the black box's answers
-            from xdomain.training.zeroth_order import BlackBoxBackbone, ZerothOrderTrainer
 
             model.backbone = BlackBoxBackbone(model.backbone)
             for callback in callbacks:
@@ -211,8 +157,6 @@ class ReprogrammingEstimator(BaseEstimator):
     def _check_fitted(self) -> nn.Module:
         model = getattr(self, "model_", None)
         if model is None:
-            from sklearn.exceptions import NotFittedError
-
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit() or load() first")
         return model
 
@@ -289,8 +233,6 @@ class ReprogrammingEstimator(BaseEstimator):
 def _check_labels(y: Any) -> None:
     """Missing labels (None, NaN, NaT, pd.NA) in the caller's 1-D ``y`` are an error naming where they
     are: numpy cannot sort None among other labels, and turns a NaN among strings into a class "nan"."""
-    import pandas as pd
-
     bad = np.flatnonzero(np.asarray(pd.isna(np.asarray(y, dtype=object)), dtype=bool))
     if bad.size:
         raise ValueError(
@@ -420,4 +362,4 @@ class ReprogrammingRegressor(RegressorMixin, ReprogrammingEstimator):
             self.target_std_ = float(state["target_std"])
 
 
-__all__ = ["ReprogrammingClassifier", "ReprogrammingEstimator", "ReprogrammingRegressor", "cached_backbone"]
+__all__ = ["ReprogrammingClassifier", "ReprogrammingEstimator", "ReprogrammingRegressor"]
