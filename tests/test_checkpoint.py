@@ -242,10 +242,12 @@ def test_an_in_memory_backbone_must_be_passed_back(bert_forecaster: Path) -> Non
         xdomain.load(bert_forecaster)
 
 
-def test_loading_something_that_is_not_a_forecaster(tmp_path: Path) -> None:
+def test_loading_something_that_is_not_an_estimator(tmp_path: Path) -> None:
     path = save_checkpoint(tmp_path / "ckpt", _tensors(), {"kind": "Widget"})
-    with pytest.raises(xdomain.CheckpointError, match="holds a 'Widget', expected a TimeSeriesForecaster"):
+    with pytest.raises(xdomain.CheckpointError, match="kind 'Widget'; expected one of the estimators"):
         xdomain.load(path)
+    with pytest.raises(xdomain.CheckpointError, match="holds a 'Widget', expected a TimeSeriesForecaster"):
+        xdomain.TimeSeriesForecaster.load(path)
 
 
 def test_reprogrammer_save_and_load_trained(

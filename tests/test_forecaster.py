@@ -90,26 +90,72 @@ def test_units_are_restored_for_a_large_offset() -> None:
     "lookback,horizon,name,value",
     [(0, 8, "lookback", 0), (-3, 8, "lookback", -3), (32, 0, "horizon", 0), (32, -1, "horizon", -1)],
 )
-def test_bad_lengths_fail_at_construction(lookback: int, horizon: int, name: str, value: int) -> None:
+def test_bad_lengths_fail_at_fit_before_the_data_is_read(
+    lookback: int, horizon: int, name: str, value: int
+) -> None:
+    fc = xdomain.TimeSeriesForecaster(lookback=lookback, horizon=horizon, **DLINEAR)  # stored as given
+    assert (fc.lookback, fc.horizon) == (lookback, horizon)
     with pytest.raises(ValueError, match=re.escape(f"{name} must be a positive integer, got {value}")):
-        xdomain.TimeSeriesForecaster(lookback=lookback, horizon=horizon)
+        fc.fit("not even a frame")  # the settings are checked first: the bad data is never reached
 
 
 def test_unknown_option_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match=re.escape("unknown options ['epoch', 'learning_rate']")):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
         xdomain.TimeSeriesForecaster(lookback=32, horizon=8, epoch=3, learning_rate=0.1)
 
 
-def test_bad_option_values_fail_at_construction() -> None:
+def test_bad_option_values_fail_at_fit() -> None:
     with pytest.raises(ValueError, match=re.escape("model must be one of")):
-        xdomain.TimeSeriesForecaster(model="arima")
+        xdomain.TimeSeriesForecaster(model="arima").fit(hourly_frame(80))
     with pytest.raises(ValueError, match=re.escape("train_fraction must be in (0, 1], got 0")):
-        xdomain.TimeSeriesForecaster(train_fraction=0)
+        xdomain.TimeSeriesForecaster(train_fraction=0).fit(hourly_frame(80))
+    # the properties are the validated settings, so reading them names the bad value too
+    with pytest.raises(ValueError, match=re.escape("train_fraction must be in (0, 1], got 0")):
+        _ = xdomain.TimeSeriesForecaster(train_fraction=0).train_config
 
 
 def test_construction_loads_nothing() -> None:
     fc = xdomain.TimeSeriesForecaster(backbone="no-such-model-xyz", lookback=32, horizon=8)
-    assert fc.model_ is None and fc.config.backbone == "no-such-model-xyz"
+    assert not hasattr(fc, "model_") and fc.config.backbone == "no-such-model-xyz"
+
+
+def test_scikit_learn_conventions_get_params_clone_set_params() -> None:
+    from sklearn.base import clone
+
+    fc = xdomain.TimeSeriesForecaster(lookback=48, horizon=24, epochs=2, lr=0.01, **DLINEAR)
+    params = fc.get_params()
+    # every ForecastConfig and TrainConfig field is a parameter, with the value given
+    from dataclasses import fields
+
+    expected = {f.name for c in (xdomain.ForecastConfig, xdomain.TrainConfig) for f in fields(c)} | {"fill"}
+    assert set(params) == expected
+    assert (params["lookback"], params["epochs"], params["lr"], params["moving_avg"]) == (48, 2, 0.01, 5)
+    twin = clone(fc)
+    assert twin is not fc and twin.get_params() == params
+    twin.set_params(horizon=12, max_steps=2)
+    assert (twin.config.horizon, twin.train_config.max_steps) == (12, 2)
+    assert fc.config.horizon == 24  # the original is untouched
+
+
+def test_grid_search_over_a_forecaster_setting() -> None:
+    """GridSearchCV clones the forecaster, sets each candidate and keeps the one with the best score."""
+    from sklearn.model_selection import GridSearchCV
+
+    def neg_mse(est: Any, X: pd.DataFrame, y: Any = None) -> float:  # the last 24 rows from those before
+        pred = est.predict(X.iloc[:-24])
+        return -float(((pred.to_numpy() - X.iloc[-24:].to_numpy()) ** 2).mean())
+
+    frame = hourly_frame(200)
+    split = [(np.arange(0, 120), np.arange(120, 200))]  # train on the first 120 rows, score on the rest
+    grid = GridSearchCV(
+        xdomain.TimeSeriesForecaster(lookback=48, horizon=24, **DLINEAR),
+        {"lr": [1e-5, 5e-2]}, cv=split, scoring=neg_mse,
+    ).fit(frame)
+    scores = dict(zip([p["lr"] for p in grid.cv_results_["params"]], grid.cv_results_["mean_test_score"],
+                      strict=True))
+    assert set(scores) == {1e-5, 5e-2} and scores[1e-5] != scores[5e-2]
+    assert grid.best_params_["lr"] == max(scores, key=scores.__getitem__)
+    assert grid.best_estimator_.lr == grid.best_params_["lr"] and hasattr(grid.best_estimator_, "model_")
 
 
 def test_predict_or_save_before_fit(tmp_path: Path) -> None:
@@ -178,11 +224,11 @@ def test_saved_settings_and_scaler_survive_a_reload(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(loaded.predict(frame), fc.predict(frame), check_exact=True)
 
 
-def test_bad_fill_fails_at_construction() -> None:
+def test_bad_fill_fails_at_fit() -> None:
     with pytest.raises(
         ValueError, match=re.escape("fill must be one of ('ffill', 'interpolate', 'zero') or None")
     ):
-        xdomain.TimeSeriesForecaster(lookback=LOOKBACK, horizon=HORIZON, fill="fffill")
+        xdomain.TimeSeriesForecaster(lookback=LOOKBACK, horizon=HORIZON, fill="fffill").fit(hourly_frame(80))
 
 
 def test_integer_column_labels_are_kept() -> None:

@@ -11,9 +11,9 @@ from xdomain.backbones import AttentionBackbone, IdentityBackbone, LanguageBackb
 from xdomain.checkpoint import CheckpointError
 from xdomain.config import ForecastConfig, TrainConfig
 from xdomain.datasets.home import DataNotFoundError
-from xdomain.estimators import AntibodyInfiller
+from xdomain.estimators import AntibodyInfiller, load
 from xdomain.estimators.audio import AudioClassifier
-from xdomain.estimators.forecasting import TimeSeriesForecaster, build_model, load
+from xdomain.estimators.forecasting import TimeSeriesForecaster, build_model
 from xdomain.estimators.proteins import ProteinClassifier, ProteinRegressor
 from xdomain.estimators.series import TimeSeriesClassifier
 from xdomain.reprogrammer import Reprogrammer

@@ -65,5 +65,7 @@ HEADS: Registry[Any] = Registry("head")
 ADAPTERS: Registry[Any] = Registry("adapter")
 DATASETS: Registry[Any] = Registry("dataset")
 MODELS: Registry[Any] = Registry("forecasting model")
+# estimator classes by the ``kind`` their checkpoints record (``xdomain.load`` dispatches on it)
+ESTIMATORS: Registry[Any] = Registry("estimator")
 
-__all__ = ["ADAPTERS", "BACKBONES", "DATASETS", "HEADS", "MODELS", "TRANSFORMS", "Registry"]
+__all__ = ["ADAPTERS", "BACKBONES", "DATASETS", "ESTIMATORS", "HEADS", "MODELS", "TRANSFORMS", "Registry"]

@@ -26,6 +26,7 @@ from xdomain.backbones.loader import resolve_backbone
 from xdomain.datasets.sequences import read_sequences
 from xdomain.estimators.base import ReprogrammingEstimator
 from xdomain.heads.vocab_projection import VocabProjectionHead
+from xdomain.registry import ESTIMATORS
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.training.metrics import diversity
 from xdomain.transforms.vocab_map import VocabMapTransform
@@ -48,6 +49,7 @@ def _check_temperature(temperature: Any) -> None:
         )
 
 
+@ESTIMATORS.register("AntibodyInfiller")
 class AntibodyInfiller(ReprogrammingEstimator):
     """Infill a CDR of antibody heavy chains with a reprogrammed frozen masked language model.
 

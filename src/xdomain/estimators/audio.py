@@ -15,10 +15,12 @@ from xdomain.backbones.loader import resolve_backbone
 from xdomain.estimators.base import ReprogrammingClassifier
 from xdomain.heads.label_mapping import MAPPINGS, LabelMappingHead
 from xdomain.heads.linear import LinearHead
+from xdomain.registry import ESTIMATORS
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.transforms.additive import AdditiveProgramTransform
 
 
+@ESTIMATORS.register("AudioClassifier")
 class AudioClassifier(ReprogrammingClassifier):
     """Classify audio clips with a frozen speech model (scikit-learn estimator).
 

@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import NotFittedError
 from torch import nn
 
 from xdomain.adapters.time_series import TimeSeriesAdapter
@@ -34,7 +36,7 @@ from xdomain.config import ForecastConfig, TrainConfig
 from xdomain.datasets.ett import ETTSplits, ett_splits
 from xdomain.datasets.frames import SeriesTable, WindowDataset, check_fill, few_shot_rows, frame_to_table
 from xdomain.heads.forecast import FlattenHead
-from xdomain.registry import MODELS
+from xdomain.registry import ESTIMATORS, MODELS
 from xdomain.reporting import PeakMemory
 from xdomain.reprogrammer import Reprogrammer, check_backbone, load_trainable_state_dict, trainable_state_dict
 from xdomain.training.trainer import History, Trainer, set_seed
@@ -43,19 +45,6 @@ from xdomain.transforms.prompt import PromptAsPrefix
 
 _FORECAST_FIELDS = {f.name for f in dataclasses.fields(ForecastConfig)}
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
-
-
-def _split_options(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    unknown = sorted(set(options) - _FORECAST_FIELDS - _TRAIN_FIELDS)
-    if unknown:
-        raise TypeError(
-            f"unknown options {unknown}; expected fields of ForecastConfig {sorted(_FORECAST_FIELDS)} "
-            f"or TrainConfig {sorted(_TRAIN_FIELDS)}"
-        )
-    return (
-        {k: v for k, v in options.items() if k in _FORECAST_FIELDS},
-        {k: v for k, v in options.items() if k in _TRAIN_FIELDS},
-    )
 
 
 # -- the forecasting models (Time-LLM and its ablations, DLinear) ----------------------------------------
@@ -122,7 +111,8 @@ def needs_backbone(config: ForecastConfig) -> bool:
     return config.model != "dlinear"
 
 
-class TimeSeriesForecaster:
+@ESTIMATORS.register("TimeSeriesForecaster")
+class TimeSeriesForecaster(BaseEstimator):
     """Forecast the next ``horizon`` steps of each series with a reprogrammed frozen language model.
 
     Args:
@@ -131,15 +121,19 @@ class TimeSeriesForecaster:
         model: ``reprogram`` (Time-LLM), or a baseline: ``no-backbone``, ``attention-only``, ``dlinear``.
         fill: what to do with NaN/inf values and with gaps in the time stamps (a missing hour of hourly
             data): None (an error naming the first one), ``ffill``, ``interpolate`` or ``zero``.
-        **options: any field of :class:`ForecastConfig` or :class:`TrainConfig` (``epochs``, ``lr``,
-            ``train_fraction``, ``max_train_seconds``, ``prompt``, ``description``, ...).
+        backbone_layers ... moving_avg: the model's settings, the fields of :class:`ForecastConfig`.
+        epochs ... progress: the training settings, the fields of :class:`TrainConfig`.
+
+    A scikit-learn estimator: the arguments are stored as given (``get_params``, ``set_params`` and
+    ``clone`` see every one) and checked by :meth:`fit`; :attr:`config` and :attr:`train_config` are
+    the validated settings.
 
     Example::
 
         fc = TimeSeriesForecaster(backbone="minilm", lookback=512, horizon=96)
         fc.fit(train_df, val_df)        # wide (a column per series) or long (unique_id, ds, y)
         pred = fc.predict(history_df)   # the next 96 steps of each series
-        fc.save("runs/etth1"); fc2 = load("runs/etth1")
+        fc.save("runs/etth1"); fc2 = xdomain.load("runs/etth1")
     """
 
     def __init__(
@@ -149,24 +143,92 @@ class TimeSeriesForecaster:
         horizon: int = 96,
         model: str = "reprogram",
         fill: str | None = None,
-        **options: Any,
+        *,
+        # ForecastConfig: the model
+        backbone_layers: int | None = None,
+        patch_len: int = 16,
+        stride: int = 8,
+        d_model: int = 32,
+        n_heads: int = 8,
+        d_keys: int = 128,
+        num_prototypes: int = 1000,
+        d_ff: int = 128,
+        dropout: float = 0.1,
+        prompt: bool = True,
+        description: str = "",
+        top_k_lags: int = 5,
+        moving_avg: int = 25,
+        # TrainConfig: the training
+        epochs: int = 10,
+        batch_size: int = 32,
+        lr: float | None = None,
+        weight_decay: float = 0.0,
+        patience: int = 3,
+        seed: int = 2021,
+        train_fraction: float = 1.0,
+        max_steps: int | None = None,
+        max_train_seconds: float | None = None,
+        val_every: int | None = None,
+        val_windows: int | None = None,
+        eval_batch_size: int = 256,
+        mixed_precision: str = "no",
+        progress: bool = True,
     ) -> None:
-        check_fill(fill)
+        # scikit-learn's convention: store the arguments as given; they are validated by fit (and by the
+        # ``config`` / ``train_config`` properties), so get_params, set_params and clone see them all
         self.backbone = backbone
+        self.lookback = lookback
+        self.horizon = horizon
+        self.model = model
         self.fill = fill
-        model_opts, train_opts = _split_options(options)
-        name = backbone if isinstance(backbone, str) else backbone.name
-        if isinstance(backbone, LanguageBackbone) and model_opts.get("backbone_layers") is None:
+        self.backbone_layers = backbone_layers
+        self.patch_len = patch_len
+        self.stride = stride
+        self.d_model = d_model
+        self.n_heads = n_heads
+        self.d_keys = d_keys
+        self.num_prototypes = num_prototypes
+        self.d_ff = d_ff
+        self.dropout = dropout
+        self.prompt = prompt
+        self.description = description
+        self.top_k_lags = top_k_lags
+        self.moving_avg = moving_avg
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.seed = seed
+        self.train_fraction = train_fraction
+        self.max_steps = max_steps
+        self.max_train_seconds = max_train_seconds
+        self.val_every = val_every
+        self.val_windows = val_windows
+        self.eval_batch_size = eval_batch_size
+        self.mixed_precision = mixed_precision
+        self.progress = progress
+
+    # -- settings ---------------------------------------------------------------------------------
+    @property
+    def config(self) -> ForecastConfig:
+        """The model's settings as a validated :class:`ForecastConfig` (an error names a bad value)."""
+        fields = {k: getattr(self, k) for k in _FORECAST_FIELDS if k != "backbone"}
+        backbone = self.backbone
+        if isinstance(backbone, LanguageBackbone) and fields["backbone_layers"] is None:
             # a truncated backbone object: record its depth so that load() by name rebuilds the same model
-            model_opts["backbone_layers"] = backbone.num_layers
-        # the configs validate every setting now, before any data or weights are touched
-        self.config = ForecastConfig(
-            lookback=lookback, horizon=horizon, model=model, backbone=name, **model_opts
-        )
-        self.train_config = TrainConfig(**train_opts)
-        self.model_: nn.Module | None = None
-        self.history_: History | None = None
-        self.scaler_: dict[str, tuple[float, float]] = {}
+            fields["backbone_layers"] = backbone.num_layers
+        name = backbone if isinstance(backbone, str) else getattr(backbone, "name", "custom")
+        return ForecastConfig(backbone=name, **fields)
+
+    @property
+    def train_config(self) -> TrainConfig:
+        """The training settings as a validated :class:`TrainConfig`."""
+        return TrainConfig(**{k: getattr(self, k) for k in _TRAIN_FIELDS})
+
+    def _check_settings(self) -> tuple[ForecastConfig, TrainConfig]:
+        check_fill(self.fill)
+        return self.config, self.train_config
 
     # -- training ---------------------------------------------------------------------------------
     def _build(self) -> nn.Module:
@@ -178,7 +240,7 @@ class TimeSeriesForecaster:
 
     def _scaler(self, name: str, arr: np.ndarray) -> tuple[float, float]:
         """The series' training mean and std; a series not seen in training is scaled by its own."""
-        return self.scaler_.get(name) or (float(arr.mean()), float(arr.std()) or 1.0)
+        return getattr(self, "scaler_", {}).get(name) or (float(arr.mean()), float(arr.std()) or 1.0)
 
     def _scaled(self, table: SeriesTable) -> list[np.ndarray]:
         out = []
@@ -189,11 +251,12 @@ class TimeSeriesForecaster:
 
     def fit(self, train_df: pd.DataFrame, val_df: pd.DataFrame | None = None) -> TimeSeriesForecaster:
         """Train on ``train_df``; with ``val_df`` (the same series, the rows that follow), keep the
-        weights with the lowest validation loss and stop early. Returns ``self``."""
-        cfg, tcfg = self.config, self.train_config
+        weights with the lowest validation loss and stop early. Returns ``self``. Every setting is
+        checked here, before any data or weights are touched."""
+        cfg, tcfg = self._check_settings()
         need = cfg.lookback + cfg.horizon
         table = frame_to_table(train_df, self.fill, min_length=need)
-        self.scaler_ = {}
+        self.scaler_: dict[str, tuple[float, float]] = {}
         self.scaler_ = {n: self._scaler(n, a) for n, a in zip(table.names, table.arrays, strict=True)}
         scaled = self._scaled(table)
         train_segments = [s[: few_shot_rows(len(s), cfg.lookback, tcfg.train_fraction)] for s in scaled]
@@ -214,17 +277,16 @@ class TimeSeriesForecaster:
             val_ds = WindowDataset(segments, cfg.lookback, cfg.horizon, max_windows=tcfg.val_windows)
         model = self._build()
         trainer = Trainer(model, tcfg, model_name=cfg.model)
-        self.history_ = trainer.fit(train_ds, val_ds)
-        self.model_ = trainer.model
+        self.history_: History | None = trainer.fit(train_ds, val_ds)
+        self.model_: nn.Module = trainer.model
         return self
 
     # -- inference --------------------------------------------------------------------------------
     def _check_fitted(self) -> nn.Module:
-        if self.model_ is None:
-            from sklearn.exceptions import NotFittedError
-
+        model: nn.Module | None = getattr(self, "model_", None)
+        if model is None:
             raise NotFittedError("this TimeSeriesForecaster is not fitted yet; call fit() or load() first")
-        return self.model_
+        return model
 
     @torch.no_grad()
     def predict_array(self, windows: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -289,7 +351,7 @@ class TimeSeriesForecaster:
             "fill": self.fill,
             "scaler": self.scaler_,
             "backbone": backbone.spec() if backbone is not None and hasattr(backbone, "spec") else None,
-            "history": dataclasses.asdict(self.history_) if self.history_ is not None else None,
+            "history": dataclasses.asdict(history) if (history := getattr(self, "history_", None)) else None,
         }
         save_checkpoint(path, trainable_state_dict(model), meta, overwrite=overwrite)
 
@@ -351,6 +413,8 @@ class TimeSeriesForecaster:
             if hist.get("best_val_loss") is None:
                 hist["best_val_loss"] = math.inf
             fc.history_ = History(**hist)
+        else:
+            fc.history_ = None
         return fc
 
 
@@ -532,17 +596,11 @@ def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
     return "\n".join(lines)
 
 
-def load(path: str | os.PathLike[str], backbone: LanguageBackbone | None = None) -> TimeSeriesForecaster:
-    """Load anything ``save`` wrote (today: a :class:`TimeSeriesForecaster`)."""
-    return TimeSeriesForecaster.load(path, backbone=backbone)
-
-
 __all__ = [
     "RunResult",
     "TimeSeriesForecaster",
     "build_model",
     "ett_datasets",
-    "load",
     "needs_backbone",
     "plot_forecasts",
     "results_table",

@@ -22,6 +22,7 @@ from xdomain.datasets.sequences import read_sequences
 from xdomain.estimators.base import ReprogrammingClassifier, ReprogrammingRegressor
 from xdomain.heads.linear import LinearHead
 from xdomain.heads.vocab_label_mapping import VocabLabelMappingHead
+from xdomain.registry import ESTIMATORS
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.transforms.vocab_map import VocabMapTransform
 
@@ -68,6 +69,7 @@ class _ProteinModel:
 
 
 
+@ESTIMATORS.register("ProteinClassifier")
 class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
     """Classify protein or peptide sequences with a frozen English language model (scikit-learn estimator).
 
@@ -136,6 +138,7 @@ class ProteinClassifier(_ProteinModel, ReprogrammingClassifier):
         return self._protein_model(head)
 
 
+@ESTIMATORS.register("ProteinRegressor")
 class ProteinRegressor(_ProteinModel, ReprogrammingRegressor):
     """Regress a protein property with a frozen English language model (scikit-learn estimator).
 

@@ -23,12 +23,14 @@ from xdomain.datasets.frames import series_matrix
 from xdomain.estimators.base import ReprogrammingClassifier
 from xdomain.heads.label_mapping import MAPPINGS, LabelMappingHead
 from xdomain.heads.linear import LinearHead
+from xdomain.registry import ESTIMATORS
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.transforms.additive import AdditiveProgramTransform, VisualPromptTransform
 
 PROGRAMS = ("outside", "full", "none")
 
 
+@ESTIMATORS.register("TimeSeriesClassifier")
 class TimeSeriesClassifier(ReprogrammingClassifier):
     """Classify univariate series with a frozen speech or vision model (scikit-learn estimator).
 
