@@ -24,12 +24,24 @@ from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.checkpoint import CheckpointError, read_meta
 from xdomain.config import TrainConfig
-from xdomain.training.trainer import History, Trainer, autocast, check_precision, predict_batches, set_seed
+from xdomain.training.trainer import (
+    Collate,
+    History,
+    Trainer,
+    _call,
+    autocast,
+    check_precision,
+    iter_batches,
+    predict_batches,
+    set_seed,
+    split_batch,
+    to_device,
+)
 from xdomain.training.zeroth_order import ZerothOrderTrainer
 
 
@@ -111,25 +123,52 @@ class ReprogrammingEstimator(BaseEstimator):
         )
         return np.sort(train_idx), np.sort(val_idx)
 
-    def _callbacks(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Callable[..., None]]:
-        del model, x, y
+    def _dataset(self, inputs: Any, y: torch.Tensor | None, indices: np.ndarray | None) -> Dataset[Any]:
+        """The examples ``indices`` (all when None) of ``inputs`` (what :meth:`_inputs` returned) as a
+        dataset of ``(x, y)`` items, or of ``(x,)`` items when ``y`` is None (for predictions).
+
+        Override it (with :meth:`_collate`) for inputs that are not one tensor with a row per example:
+        graphs, variable-length or mixed-type rows. A third item element, a per-example weight, weights
+        the training loss."""
+        if not isinstance(inputs, torch.Tensor):
+            raise TypeError(
+                f"{type(self).__name__}._inputs gave a {type(inputs).__name__}, not a tensor; an estimator "
+                "with such inputs overrides _dataset (and _collate) to make its datasets"
+            )
+        rows = None if indices is None else torch.as_tensor(indices)
+        x = inputs if rows is None else inputs[rows]
+        if y is None:
+            return TensorDataset(x)
+        return TensorDataset(x, y if rows is None else y[rows])
+
+    def _collate(self) -> Collate | None:
+        """What batches the items of :meth:`_dataset` (None: torch's default collate, which stacks)."""
+        return None
+
+    def _callbacks(self, model: nn.Module, train: Dataset[Any]) -> list[Callable[..., None]]:
+        """Called as ``callback(trainer, epoch)`` before each epoch; ``train`` is the training dataset."""
+        del model, train
         return []
 
-    def _fit_tensors(
-        self, x: torch.Tensor, y: torch.Tensor, y_idx: np.ndarray | None, n_outputs: int
-    ) -> None:
+    @staticmethod
+    def _num_samples(inputs: Any) -> int:
+        """How many examples :meth:`_inputs` gave: the rows of a tensor or array, else ``len``."""
+        shape = getattr(inputs, "shape", None)
+        return int(shape[0]) if shape is not None else len(inputs)
+
+    def _fit_tensors(self, x: Any, y: torch.Tensor, y_idx: np.ndarray | None, n_outputs: int) -> None:
+        """Fit on the inputs ``x`` (from :meth:`_inputs`: a tensor, or whatever :meth:`_dataset` takes)
+        and the targets ``y`` (a tensor, one row per example)."""
         self.history_: History
-        train_idx, val_idx = self._split(y_idx, x.shape[0])
+        train_idx, val_idx = self._split(y_idx, self._num_samples(x))
         set_seed(self.random_state)
         model: Any = self._build_model(n_outputs)
-        tr = torch.as_tensor(train_idx)
-        train_ds = TensorDataset(x[tr], y[tr])
-        val_ds = None
-        if val_idx is not None:
-            va = torch.as_tensor(val_idx)
-            val_ds = TensorDataset(x[va], y[va])
-        callbacks = self._callbacks(model, x[tr], y[tr])
-        trainer: Any = Trainer(model, self._train_config(), loss=self._loss, callbacks=callbacks)
+        train_ds = self._dataset(x, y, train_idx)
+        val_ds = None if val_idx is None else self._dataset(x, y, val_idx)
+        collate = self._collate()
+        callbacks = self._callbacks(model, train_ds)
+        trainer: Any = Trainer(model, self._train_config(), loss=self._loss, callbacks=callbacks,
+                               collate_fn=collate)
         if getattr(self, "black_box", False):
             # BAR: only the backbone's output probabilities are used, and the program is trained with a
             # zeroth-order estimate; the mapping is fitted once from the black box's answers
@@ -137,7 +176,8 @@ class ReprogrammingEstimator(BaseEstimator):
             model.backbone = BlackBoxBackbone(model.backbone)
             for callback in callbacks:
                 callback(trainer, 0)
-            trainer = ZerothOrderTrainer(model, self._train_config(), directions=self.directions)
+            trainer = ZerothOrderTrainer(model, self._train_config(), directions=self.directions,
+                                         collate_fn=collate)
             self.history_ = trainer.fit(train_ds, val_ds)
             # every example the black box answered: the mapping fit, training and validation
             self.queries_ = int(model.backbone.queries)
@@ -166,7 +206,8 @@ class ReprogrammingEstimator(BaseEstimator):
         model = self._check_fitted()
         x = self._inputs(X, fitting=False)
         precision = check_precision(getattr(self, "mixed_precision", "no"))
-        return predict_batches(model, x, self._eval_batch_size, precision)
+        return predict_batches(model, self._dataset(x, None, None), self._eval_batch_size, precision,
+                               collate_fn=self._collate())
 
     def num_trainable(self) -> int:
         """Trainable parameters of the fitted model (the program and the head; never the backbone)."""
@@ -296,10 +337,11 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
         if "classes" in state:
             self.classes_ = np.asarray(state["classes"], dtype=np.dtype(state["classes_dtype"]))
 
-    def _callbacks(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[Callable[..., None]]:
+    def _callbacks(self, model: nn.Module, train: Dataset[Any]) -> list[Callable[..., None]]:
         head = getattr(model, "head", None)
         if head is None or not hasattr(head, "fit_mapping"):
             return []
+        collate = self._collate()
 
         def refit_mapping(trainer: Trainer, epoch: int) -> None:
             # frequency mapping once from the frozen model's outputs; iterative and Bayesian ones again
@@ -309,10 +351,14 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
                 # process holds all training rows, so each fits the same mapping
                 live: Any = trainer.model
                 device = next((p.device for p in live.parameters()), torch.device("cpu"))
+                outs, labels = [], []
                 with autocast(trainer.config.mixed_precision, device):
-                    outs = torch.cat([live.features(x[i : i + self._eval_batch_size].to(device)).float()
-                                      for i in range(0, x.shape[0], self._eval_batch_size)])
-                head.fit_mapping(outs, y.to(device))
+                    for batch in iter_batches(train, self._eval_batch_size, collate):
+                        x, y, _ = split_batch(batch)
+                        outs.append(_call(live.features, to_device(x, device)).float())
+                        labels.append(y)
+                    features = torch.cat(outs)
+                head.fit_mapping(features, torch.cat(labels).to(device))
 
         return [refit_mapping]
 

@@ -1,16 +1,31 @@
-"""Training (HF Accelerate; zeroth-order for black boxes) and metrics."""
+"""Training (HF Accelerate; zeroth-order for black boxes) and metrics: one loop (:func:`train_loop`) over
+any dataset, with a pluggable step (:class:`GradientStep`, :class:`ZerothOrderStep`)."""
 
 from xdomain.training.metrics import ErrorAccumulator, mae, mse
-from xdomain.training.trainer import History, Trainer, get_accelerator, set_seed
-from xdomain.training.zeroth_order import ZerothOrderTrainer
+from xdomain.training.trainer import (
+    GradientStep,
+    History,
+    Trainer,
+    TrainStep,
+    get_accelerator,
+    set_seed,
+    to_device,
+    train_loop,
+)
+from xdomain.training.zeroth_order import ZerothOrderStep, ZerothOrderTrainer
 
 __all__ = [
     "ErrorAccumulator",
+    "GradientStep",
     "History",
+    "TrainStep",
     "Trainer",
+    "ZerothOrderStep",
     "ZerothOrderTrainer",
     "get_accelerator",
     "mae",
     "mse",
     "set_seed",
+    "to_device",
+    "train_loop",
 ]

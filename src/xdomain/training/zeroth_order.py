@@ -14,8 +14,6 @@ is counted as a query (``q + 1`` loss evaluations, so ``(q + 1) * batch`` querie
 
 from __future__ import annotations
 
-import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +23,16 @@ from torch.utils.data import DataLoader, Dataset
 
 from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.config import TrainConfig
-from xdomain.training.trainer import History
-
-logger = logging.getLogger("xdomain.training")
+from xdomain.training.trainer import (
+    Collate,
+    History,
+    TrainStep,
+    _call,
+    batch_weight,
+    split_batch,
+    to_device,
+    train_loop,
+)
 
 LOSSES = ("cross_entropy", "focal")
 
@@ -148,8 +153,14 @@ class ZerothOrderTrainer:
 
     ``config.seed`` sets the batch order and the random directions: the same seed (and the same initial
     parameters) gives the same trained parameters. ``epochs``, ``max_steps``, ``max_train_seconds``,
-    ``val_every``, ``patience`` and ``batch_size`` mean what they mean for :class:`~xdomain.Trainer`;
+    ``val_every``, ``patience`` and ``batch_size`` mean what they mean for :class:`~xdomain.Trainer`,
+    whose loop this is (:func:`~xdomain.training.trainer.train_loop` with a :class:`ZerothOrderStep`);
     early stopping is on the validation loss, and the best parameters are restored at the end.
+
+    Data as for the Trainer: any map-style dataset, batched by ``collate_fn`` (default torch's), of
+    ``(x, y)`` or ``(x, y, weight)`` items; ``x`` any nested structure (moved with
+    :func:`~xdomain.training.trainer.to_device`), ``weight`` per-example weights of the loss (a weighted
+    mean; constant weights give exactly the plain mean).
     """
 
     def __init__(
@@ -161,6 +172,7 @@ class ZerothOrderTrainer:
         loss: str = "cross_entropy",
         focal_gamma: float = 2.0,
         lr_decay: float = 0.96,
+        collate_fn: Collate | None = None,
     ) -> None:
         if not isinstance(directions, int) or isinstance(directions, bool) or directions <= 0:
             raise ValueError(f"directions must be a positive integer, got {directions!r}")
@@ -180,6 +192,7 @@ class ZerothOrderTrainer:
         self.focal_gamma = float(focal_gamma)
         self.lr_decay = float(lr_decay)
         self.lr = self.config.resolved_lr(None)
+        self.collate_fn = collate_fn
         self.queries = 0
         self.train_queries = 0
         self._generator = torch.Generator().manual_seed(self.config.seed)
@@ -207,9 +220,9 @@ class ZerothOrderTrainer:
             raise ValueError(f"labels must have shape (B,), got {tuple(y.shape)}")
         return y
 
-    def _scores(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _scores(self, x: Any, y: torch.Tensor) -> torch.Tensor:
         """The model's target scores ``(B, C)`` for ``x``; counts ``B`` queries."""
-        out = self.model(x)
+        out = _call(self.model, x)
         n = int(y.shape[0])
         self.queries += n
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != n:
@@ -230,24 +243,37 @@ class ZerothOrderTrainer:
             return -((1 - log_p.exp()).clamp_min(0) ** self.focal_gamma) * log_p
         return -log_p
 
-    @torch.no_grad()
-    def batch_loss(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """The mean loss on one batch at the current parameters (``B`` queries)."""
-        y = self._check_labels(y)
-        return float(self._per_example_loss(self._scores(x, y), y).mean())
+    def _mean_loss(self, x: Any, y: torch.Tensor, weight: torch.Tensor | None) -> float:
+        """The batch's mean loss, or its weighted mean ``sum(w * l) / sum(w)`` (``B`` queries)."""
+        per_example = self._per_example_loss(self._scores(x, y), y)
+        if weight is None:
+            return float(per_example.mean())
+        w = weight.to(device=per_example.device, dtype=per_example.dtype)
+        return float((per_example * w).sum() / w.sum())
 
     @torch.no_grad()
-    def estimate(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
-        """The zeroth-order gradient estimate ``(d,)`` on one batch and the loss there; the parameters are
-        left bit for bit as they were. Costs ``(directions + 1) * B`` queries.
+    def batch_loss(self, x: Any, y: torch.Tensor, weight: torch.Tensor | None = None) -> float:
+        """The mean loss on one batch at the current parameters (``B`` queries); with ``weight`` ``(B,)``
+        the weighted mean."""
+        y = self._check_labels(y)
+        return self._mean_loss(x, y, batch_weight(weight, y))
+
+    @torch.no_grad()
+    def estimate(
+        self, x: Any, y: torch.Tensor, weight: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, float]:
+        """The zeroth-order gradient estimate ``(d,)`` on one batch and the loss there (weighted by
+        ``weight`` ``(B,)`` if given); the parameters are left bit for bit as they were. Costs
+        ``(directions + 1) * B`` queries.
 
         The flat vector follows the order of ``model.parameters()`` (trainable ones only)."""
         params = self._params()
         w = _flatten(params)
-        return self._estimate(params, w, x, y)
+        return self._estimate(params, w, x, y, batch_weight(weight, self._check_labels(y)))
 
     def _estimate(
-        self, params: list[nn.Parameter], w: torch.Tensor, x: torch.Tensor, y: torch.Tensor
+        self, params: list[nn.Parameter], w: torch.Tensor, x: Any, y: torch.Tensor,
+        weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, float]:
         y = self._check_labels(y)
         self.model.eval()
@@ -256,7 +282,7 @@ class ZerothOrderTrainer:
         def loss_at(v: torch.Tensor) -> float:
             _write(params, v)
             at = _flatten(params)
-            loss = float(self._per_example_loss(self._scores(x, y), y).mean())
+            loss = self._mean_loss(x, y, weight)
             if not torch.equal(_flatten(params), at):
                 # the loss difference would then not be the one at W + beta u
                 raise RuntimeError(
@@ -274,125 +300,53 @@ class ZerothOrderTrainer:
         return g, base
 
     # -- training -----------------------------------------------------------------------------------
-    def _loader(self, ds: Dataset[Any], batch_size: int, shuffle: bool) -> DataLoader[Any]:
+    def _loader(
+        self, ds: Dataset[Any], batch_size: int, shuffle: bool, collate_fn: Collate | None = None
+    ) -> DataLoader[Any]:
         generator = torch.Generator().manual_seed(self.config.seed)
-        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator)
+        return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, drop_last=False, generator=generator,
+                          collate_fn=collate_fn or self.collate_fn)
 
     @torch.no_grad()
-    def fit(self, train: Dataset[Any], val: Dataset[Any] | None = None) -> History:
-        """Train on ``train`` (items ``(x, y)``) with the BAR estimate; validate on ``val`` if given."""
-        cfg = self.config
-        params = self._params()
-        device = params[0].device
-        w = _flatten(params).clone()  # the master copy: the parameters are always written from it
-        self._generator.manual_seed(cfg.seed)
-        optimizer = _AdamW(w, lr=self.lr, weight_decay=cfg.weight_decay)
-        train_loader = self._loader(train, cfg.batch_size, shuffle=True)
-        steps_per_epoch = len(train_loader)
-        if steps_per_epoch == 0:
+    def fit(
+        self, train: Dataset[Any], val: Dataset[Any] | None = None, collate_fn: Collate | None = None
+    ) -> History:
+        """Train on ``train`` (items ``(x, y)`` or ``(x, y, weight)``) with the BAR estimate; validate on
+        ``val`` if given. The loop is :func:`~xdomain.training.trainer.train_loop`'s, with a
+        :class:`ZerothOrderStep`."""
+        step = ZerothOrderStep(self)
+        if len(train) == 0:  # type: ignore[arg-type]
             raise ValueError("the training set is empty")
-        total = (
-            steps_per_epoch * cfg.epochs
-            if cfg.max_steps is None
-            else min(cfg.max_steps, steps_per_epoch * cfg.epochs)
-        )
-        boxes = self._black_boxes()
-        box_start = sum(b.queries for b in boxes)
-        history = History()
-        best: torch.Tensor | None = None
-        bad_validations = 0
-        val_every = cfg.val_every or steps_per_epoch
-        progress = None
-        if cfg.progress:
-            from tqdm.auto import tqdm
+        collate = collate_fn or self.collate_fn
+        loader = self._loader(train, self.config.batch_size, shuffle=True, collate_fn=collate)
 
-            progress = tqdm(total=total, desc="train (zeroth order)", unit="step", leave=False)
-        running, running_steps = 0.0, 0
-        val_seconds = 0.0
-        start = time.perf_counter()
-        done = False
-        for _ in range(cfg.epochs):
-            for x, y in train_loader:
-                x = x.to(device)
-                y = self._check_labels(y).to(device)
-                g, loss = self._estimate(params, w, x, y)
-                # exponential decay per epoch, as BAR
-                optimizer.step(g, lr_factor=self.lr_decay ** (history.steps / steps_per_epoch))
-                _write(params, w)
-                history.steps += 1
-                running += loss
-                running_steps += 1
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(loss=f"{loss:.4f}")
-                out_of_time = (
-                    cfg.max_train_seconds is not None
-                    and time.perf_counter() - start - val_seconds >= cfg.max_train_seconds
-                )
-                last = history.steps >= total or out_of_time
-                if history.steps % val_every == 0 or last:
-                    val_start = time.perf_counter()
-                    record = {
-                        "step": float(history.steps),
-                        "epoch": history.steps / steps_per_epoch,
-                        "train_loss": running / running_steps,
-                    }
-                    running, running_steps = 0.0, 0
-                    if val is not None:
-                        metrics = self.evaluate(val)
-                        record["val_loss"] = metrics["loss"]
-                        record["val_accuracy"] = metrics["accuracy"]
-                        if metrics["loss"] < history.best_val_loss:
-                            history.best_val_loss, history.best_step = metrics["loss"], history.steps
-                            best = w.clone()
-                            bad_validations = 0
-                        else:
-                            bad_validations += 1
-                    record["queries"] = float(self.queries)
-                    record["train_queries"] = float(self.train_queries)
-                    if boxes:
-                        record["backbone_queries"] = float(sum(b.queries for b in boxes) - box_start)
-                    history.records.append(record)
-                    shown = " ".join(
-                        f"{k}={v:.4f}" for k, v in record.items() if k.endswith(("loss", "accuracy"))
-                    )
-                    logger.info("step %d epoch %.2f %s", history.steps, record["epoch"], shown)
-                    val_seconds += time.perf_counter() - val_start
-                    if val is not None and bad_validations >= cfg.patience:
-                        history.stopped = "early stopping"
-                        done = True
-                    elif out_of_time:
-                        history.stopped = "time budget"
-                        done = True
-                    elif history.steps >= total:
-                        history.stopped = "max steps" if cfg.max_steps is not None else "epochs"
-                        done = True
-                if done:
-                    break
-            if done:
-                break
-        history.train_seconds = time.perf_counter() - start - val_seconds
-        history.epochs = history.steps / steps_per_epoch
-        if progress is not None:
-            progress.close()
-        if best is not None:
-            w.copy_(best)
-            _write(params, w)
+        def validate() -> dict[str, float]:
+            assert val is not None
+            metrics = self.evaluate(val, collate_fn=collate)
+            return {"val_loss": metrics["loss"], "val_accuracy": metrics["accuracy"]}
+
+        history = train_loop(step, loader, self.config, validate if val is not None else None,
+                             progress=self.config.progress)
         self.model.eval()
         return history
 
     @torch.no_grad()
-    def evaluate(self, ds: Dataset[Any], batch_size: int | None = None) -> dict[str, float]:
-        """Mean loss and accuracy over every example of ``ds`` (no dropped batch); ``n`` examples."""
+    def evaluate(
+        self, ds: Dataset[Any], batch_size: int | None = None, collate_fn: Collate | None = None
+    ) -> dict[str, float]:
+        """Mean loss and accuracy over every example of ``ds`` (no dropped batch); ``n`` examples. Weights
+        in the batches are ignored."""
         params = list(self.model.parameters())
         device = params[0].device if params else torch.device("cpu")
         was_training = self.model.training
         self.model.eval()
         total, correct, n = 0.0, 0, 0
+        size = batch_size or self.config.eval_batch_size
         try:
-            for x, y in self._loader(ds, batch_size or self.config.eval_batch_size, shuffle=False):
+            for batch in self._loader(ds, size, shuffle=False, collate_fn=collate_fn):
+                x, y, _ = split_batch(batch)
                 y = self._check_labels(y).to(device)
-                scores = self._scores(x.to(device), y)
+                scores = self._scores(to_device(x, device), y)
                 total += float(self._per_example_loss(scores, y).double().sum())
                 correct += int((scores.argmax(dim=1) == y).sum())
                 n += int(y.shape[0])
@@ -403,4 +357,56 @@ class ZerothOrderTrainer:
         return {"loss": total / n, "accuracy": correct / n, "n": float(n)}
 
 
-__all__ = ["ZerothOrderTrainer", "unit_directions", "zeroth_order_gradient"]
+class ZerothOrderStep(TrainStep):
+    """BAR's update for :func:`~xdomain.training.trainer.train_loop`: the zeroth-order estimate on the
+    batch (:meth:`ZerothOrderTrainer._estimate`, counting queries), then AdamW on the flat master copy
+    ``W`` with the learning rate decayed by ``lr_decay`` per epoch; snapshots are copies of ``W``, and each
+    record carries the query counts."""
+
+    progress_desc = "train (zeroth order)"
+
+    def __init__(self, trainer: ZerothOrderTrainer) -> None:
+        self.trainer = trainer
+        self.params = trainer._params()
+        self.device = self.params[0].device
+        self.w = _flatten(self.params).clone()  # the master copy: the parameters are always written from it
+        trainer._generator.manual_seed(trainer.config.seed)
+        self.optimizer = _AdamW(self.w, lr=trainer.lr, weight_decay=trainer.config.weight_decay)
+        self.boxes = trainer._black_boxes()
+        self.box_start = sum(b.queries for b in self.boxes)
+        self.steps_per_epoch = 1
+
+    def start(self, steps_per_epoch: int, total: int) -> None:
+        del total
+        self.steps_per_epoch = steps_per_epoch
+
+    @torch.no_grad()
+    def __call__(self, batch: Any, step: int) -> float:
+        t = self.trainer
+        x, y, weight = split_batch(batch)
+        x = to_device(x, self.device)
+        y = t._check_labels(y).to(self.device)
+        w = batch_weight(weight, y)
+        g, loss = t._estimate(self.params, self.w, x, y, None if w is None else w.to(self.device))
+        # exponential decay per epoch, as BAR
+        self.optimizer.step(g, lr_factor=t.lr_decay ** (step / self.steps_per_epoch))
+        _write(self.params, self.w)
+        return loss
+
+    def record(self) -> dict[str, float]:
+        t = self.trainer
+        extra = {"queries": float(t.queries), "train_queries": float(t.train_queries)}
+        if self.boxes:
+            extra["backbone_queries"] = float(sum(b.queries for b in self.boxes) - self.box_start)
+        return extra
+
+    def snapshot(self) -> torch.Tensor:
+        return self.w.clone()
+
+    @torch.no_grad()
+    def restore(self, snapshot: torch.Tensor) -> None:
+        self.w.copy_(snapshot)
+        _write(self.params, self.w)
+
+
+__all__ = ["ZerothOrderStep", "ZerothOrderTrainer", "unit_directions", "zeroth_order_gradient"]
