@@ -10,6 +10,7 @@ from torch import nn
 
 from xdomain.adapters.series_to_waveform import SeriesToWaveformAdapter
 from xdomain.backbones.base import FrozenBackbone
+from xdomain.parts import Part
 from xdomain.registry import TRANSFORMS
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.transforms.additive import AdditiveProgramTransform, VisualPromptTransform
@@ -190,13 +191,18 @@ def test_registered_names() -> None:
     assert isinstance(TRANSFORMS.build("visual-prompt", inner_size=4), VisualPromptTransform)
 
 
+class IdentityHead(Part):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
 def test_voice2series_composition_trains_only_the_program_outside_the_series() -> None:
     backbone = TinyWaveformBackbone()
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     model = Reprogrammer(
         backbone=backbone,
         transform=AdditiveProgramTransform(copies=2, init="random"),
-        head=nn.Identity(),
+        head=IdentityHead(),
         adapter=SeriesToWaveformAdapter(),
     )
     assert model.num_trainable() == 24

@@ -44,5 +44,5 @@ def test_d_ff_is_capped_at_the_hidden_size(tiny_bert: LanguageBackbone) -> None:
 
 
 def test_unbound_head_says_so() -> None:
-    with pytest.raises(RuntimeError, match=r"call bind\(backbone, n_positions\)"):
+    with pytest.raises(RuntimeError, match=r"call bind\(backbone, n_positions=...\)"):
         FlattenHead(horizon=3)(torch.randn(1, 2, 32))

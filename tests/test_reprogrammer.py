@@ -47,7 +47,7 @@ def test_transform_and_adapter_by_name(tiny_bert: xdomain.LanguageBackbone) -> N
 
 
 def test_head_binding_needs_the_lookback(tiny_bert: xdomain.LanguageBackbone) -> None:
-    with pytest.raises(ValueError, match="binding the head needs lookback"):
+    with pytest.raises(ValueError, match="FlattenHead needs n_positions, or lookback= and a transform"):
         xdomain.Reprogrammer(tiny_bert, _transform(), FlattenHead(HORIZON))
 
 

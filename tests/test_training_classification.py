@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from xdomain.config import TrainConfig
+from xdomain.parts import Part
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.training.trainer import IGNORE_INDEX, Trainer, compute_loss, model_penalty
 
@@ -98,12 +99,22 @@ class MaskAdapter(nn.Module):
 
 
 class RecordingBackbone(nn.Module):
+    """A sequence backbone stand-in (it has what xdomain.parts.SequenceBackbone asks)."""
+
     frozen = True
+    hidden_size = 3
 
     def __init__(self) -> None:
         super().__init__()
         self.scale = nn.Parameter(torch.ones(()))
         self.widths: list[int] = []
+
+    @property
+    def word_embeddings(self) -> torch.Tensor:
+        return torch.zeros(5, 3)
+
+    def spec(self) -> dict[str, str]:
+        return {"name": "recording"}
 
     def forward(self, tokens: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         assert tokens.shape[:2] == attention_mask.shape
@@ -111,7 +122,7 @@ class RecordingBackbone(nn.Module):
         return tokens * self.scale
 
 
-class Embed(nn.Module):
+class Embed(Part):
     def __init__(self) -> None:
         super().__init__()
         self.table = nn.Embedding(5, 3)
@@ -120,7 +131,7 @@ class Embed(nn.Module):
         return self.table(ids)
 
 
-class TokenHead(nn.Module):
+class TokenHead(Part):
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return hidden[..., :2] + 1.0  # (B, L, 2), nonzero everywhere it is computed
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from xdomain.backbones.loader import resolve_backbone
 from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from xdomain.parts import SequenceBackbone, check_part
 from xdomain.registry import ADAPTERS, HEADS, TRANSFORMS
 
 
@@ -24,8 +25,11 @@ class Reprogrammer(nn.Module):
     transform, prompt and head are bound to it, so sizes that depend on the backbone (hidden size,
     vocabulary) are read from it, never typed by the user.
 
-    An adapter whose ``encode`` returns a state dict with an ``"attention_mask"`` (padded sequences:
-    proteins, antibodies) has that mask passed to the backbone and to the head.
+    Each part is checked against its role (:mod:`xdomain.parts`) and bound with
+    ``bind(backbone, **context)``. An adapter whose ``encode`` returns a state dict with an
+    ``"attention_mask"`` (padded sequences: proteins, antibodies) or an ``"attention_bias"`` (a graph's
+    connectivity) has them passed to a sequence backbone, the mask to the head too; a prompt's tokens are
+    prepended to both (all real, attending freely), and the head reads the data tokens only.
 
     Shapes:
         - input: whatever the adapter encodes (time series: ``(B, L, N)``; classification: ``(B, L)``;
@@ -63,23 +67,23 @@ class Reprogrammer(nn.Module):
         adapter = ADAPTERS.resolve(adapter) if adapter is not None else None
         if prompt is not None:
             prompt = TRANSFORMS.resolve(prompt, lookback=lookback, horizon=horizon)
+        check_part(backbone, "backbone")
+        check_part(transform, "transform")
+        check_part(head, "head")
+        if adapter is not None:
+            check_part(adapter, "adapter")
+        if prompt is not None:
+            check_part(prompt, "prompt")
         if getattr(backbone, "frozen", True):
             for p in backbone.parameters():
                 p.requires_grad_(False)
             backbone.eval()
         self.backbone = backbone
         self.adapter = adapter
-        self.transform = transform.bind(backbone) if hasattr(transform, "bind") else transform
-        self.prompt = prompt.bind(backbone) if prompt is not None and hasattr(prompt, "bind") else prompt
-        if hasattr(head, "bind"):
-            if "n_positions" in inspect.signature(head.bind).parameters:
-                # a head over a fixed number of positions (the forecasting flatten head)
-                if lookback is None or not hasattr(self.transform, "num_tokens"):
-                    raise ValueError("binding the head needs lookback and a transform with num_tokens()")
-                head = head.bind(backbone, n_positions=self.transform.num_tokens(lookback))
-            else:
-                head = head.bind(backbone)
-        self.head = head
+        # every part is bound the same way; the context says what some size themselves from
+        self.transform = transform.bind(backbone, lookback=lookback)
+        self.prompt = prompt.bind(backbone, lookback=lookback) if prompt is not None else None
+        self.head = head.bind(backbone, lookback=lookback, transform=self.transform)
 
     def train(self, mode: bool = True) -> Reprogrammer:
         super().train(mode)
@@ -87,34 +91,61 @@ class Reprogrammer(nn.Module):
             self.backbone.eval()
         return self
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def _encode(self, x: Any, trim: bool) -> tuple[Any, Any, dict[str, torch.Tensor], int]:
+        """Adapter -> transform (+ prompt) -> frozen backbone: ``(hidden, state, extras, full)`` where
+        ``extras`` holds the data tokens' ``attention_mask`` / ``attention_bias`` and ``full`` the
+        adapter's padded width (``trim``: padding columns shared by the whole batch are dropped first)."""
         state = None
         z = x
         if self.adapter is not None:
             z, state = self.adapter.encode(x)
-        mask = state.get("attention_mask") if isinstance(state, dict) else None
-        full = width = 0
-        if mask is not None:
+        extras = {k: state[k] for k in ("attention_mask", "attention_bias")
+                  if isinstance(state, dict) and state.get(k) is not None}
+        full = 0
+        mask = extras.get("attention_mask")
+        if mask is not None and trim:
             # right-padded sequences: drop the columns that are padding in every row of this batch
             full = int(mask.shape[1])
             width = max(1, int(mask.sum(dim=1).max()))
             if width < full:
-                z, mask = z[:, :width], mask[:, :width]
+                z = z[:, :width]
+                extras["attention_mask"] = mask[:, :width]
+                if "attention_bias" in extras:
+                    extras["attention_bias"] = extras["attention_bias"][..., :width, :width]
+        if extras and not isinstance(self.backbone, SequenceBackbone):
+            raise ValueError(
+                f"the adapter gives {sorted(extras)} but the backbone "
+                f"{getattr(self.backbone, 'name', type(self.backbone).__name__)!r} takes no attention "
+                "mask or bias (it is not a sequence model)"
+            )
         tokens = self.transform(z)  # (B', P, D), or the backbone's raw input (waveforms, images)
+        n_prefix = 0
+        given = dict(extras)
         if self.prompt is not None:
-            if mask is not None:
-                raise ValueError("a text prompt cannot be combined with padded (masked) sequences")
             prefix = self.prompt(z).to(tokens.dtype)  # (B', S_p, D)
+            n_prefix = int(prefix.shape[1])
             tokens = torch.cat([prefix, tokens], dim=1)  # (B', S_p + P, D)
+            if "attention_mask" in given:  # the prompt's tokens are all real
+                m = given["attention_mask"]
+                given["attention_mask"] = torch.cat([m.new_ones(m.shape[0], n_prefix), m], dim=1)
+            if "attention_bias" in given:  # and attend and are attended to freely
+                given["attention_bias"] = F.pad(given["attention_bias"], (n_prefix, 0, n_prefix, 0))
+        hidden = self.backbone(tokens, **given)  # (B', S, D), or (B', num_outputs) for a classifier
+        if n_prefix and hidden.ndim == 3:
+            hidden = hidden[:, n_prefix:]  # the head reads the data tokens; the prompt is context
+        return hidden, state, extras, full
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden, state, extras, full = self._encode(x, trim=True)
+        mask = extras.get("attention_mask")
         if mask is None:
-            hidden = self.backbone(tokens)  # (B', S, D), or (B', num_outputs) for a classifier
             y = self.head(hidden)
         else:
-            hidden = self.backbone(tokens, attention_mask=mask)
             y = self.head(hidden, attention_mask=mask)
+            width = int(mask.shape[1])
             if y.ndim == 3 and width < full:
                 # per-token outputs back to the input's width (padding positions score zero)
-                y = torch.nn.functional.pad(y, (0, 0, 0, full - width))
+                y = F.pad(y, (0, 0, 0, full - width))
         if self.adapter is not None:
             y = self.adapter.decode(y, state)
         return y
@@ -131,20 +162,12 @@ class Reprogrammer(nn.Module):
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The frozen backbone's output for ``x`` (adapter -> transform -> backbone, no head), in eval
-        mode: a classifier's source logits for fitting a label mapping, or features for a linear probe."""
+        """The frozen backbone's output for ``x`` (adapter -> transform (+ prompt) -> backbone, no head), in
+        eval mode: a classifier's source logits for fitting a label mapping, or features for a probe."""
         was_training = self.training
         self.eval()
         try:
-            state = None
-            z = x
-            if self.adapter is not None:
-                z, state = self.adapter.encode(x)
-            mask = state.get("attention_mask") if isinstance(state, dict) else None
-            tokens = self.transform(z)
-            out: torch.Tensor = (
-                self.backbone(tokens) if mask is None else self.backbone(tokens, attention_mask=mask)
-            )
+            out: torch.Tensor = self._encode(x, trim=False)[0]
             return out
         finally:
             self.train(was_training)

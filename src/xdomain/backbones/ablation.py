@@ -51,6 +51,12 @@ class _SourceView(nn.Module):
         return [int(i) for i in self.tokenizer(text, add_special_tokens=False)["input_ids"]]
 
 
+def _no_prefix(backbone: nn.Module, past_key_values: Any) -> None:
+    if past_key_values is not None:
+        raise ValueError(f"{type(backbone).__name__} cannot take a cached prefix (past_key_values): it "
+                         "has no language-model layers to have cached it")
+
+
 class IdentityBackbone(_SourceView):
     """f replaced by nothing: the reprogrammed patch tokens go straight to the head ("w/o LLM").
 
@@ -62,8 +68,14 @@ class IdentityBackbone(_SourceView):
         return {"kind": "identity", **{k: v for k, v in self._source_spec.items() if k != "kind"}}
 
     def forward(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        attention_bias: torch.Tensor | None = None,
+        past_key_values: Any = None,
     ) -> torch.Tensor:
+        # no attention: a mask or a bias changes nothing; a cached prefix has nothing to attend to it
+        _no_prefix(self, past_key_values)
         return inputs_embeds
 
 
@@ -91,9 +103,26 @@ class AttentionBackbone(_SourceView):
         return {"kind": "attention", **{k: v for k, v in self._source_spec.items() if k != "kind"}}
 
     def forward(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        attention_bias: torch.Tensor | None = None,
+        past_key_values: Any = None,
     ) -> torch.Tensor:
-        out, _ = self.attention(inputs_embeds, inputs_embeds, inputs_embeds, need_weights=False)
+        """Padding (``attention_mask`` ``(B, S)``, 1 = real) is never attended to; ``attention_bias``
+        ``(B, S, S)`` or ``(B, heads, S, S)`` is added to the attention scores, as in
+        :meth:`LanguageBackbone.forward`."""
+        _no_prefix(self, past_key_values)
+        low = torch.finfo(inputs_embeds.dtype).min
+        # both masks additive floats (PyTorch wants the two of one type)
+        padding = None if attention_mask is None else (1.0 - attention_mask.to(inputs_embeds.dtype)) * low
+        bias = None
+        if attention_bias is not None:
+            heads = self.attention.num_heads
+            b = attention_bias if attention_bias.ndim == 4 else attention_bias[:, None]
+            bias = b.expand(-1, heads, -1, -1).reshape(-1, *b.shape[-2:]).to(inputs_embeds.dtype)
+        out, _ = self.attention(inputs_embeds, inputs_embeds, inputs_embeds, key_padding_mask=padding,
+                                attn_mask=bias, need_weights=False)
         return inputs_embeds + out
 
 

@@ -3,11 +3,18 @@
 :class:`LanguageBackbone` wraps any ``transformers`` base model (masked like BERT/MiniLM, or causal like
 GPT-2/Llama/SmolLM2), freezes it, keeps it in eval mode, and exposes what the input transforms and heads
 need: the hidden size, the frozen word-embedding matrix, and a tokenizer for text prompts.
+
+Its forward takes, besides the input embeddings, what a transform or an adapter may need to say about the
+sequence: a padding mask (``attention_mask``), an additive attention bias (``attention_bias``, e.g. a
+graph's connectivity) and, for causal models, a cached prefix (``past_key_values``, from
+:meth:`LanguageBackbone.prefix_cache`: the keys and values of a constant text prompt, computed once).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
+import inspect
 import os
 from typing import Any
 
@@ -139,14 +146,99 @@ class LanguageBackbone(nn.Module):
         return self
 
     def forward(
-        self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        inputs_embeds: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        attention_bias: torch.Tensor | None = None,
+        past_key_values: Any = None,
     ) -> torch.Tensor:
+        """The last hidden state ``(B, S, hidden_size)`` for ``inputs_embeds`` ``(B, S, hidden_size)``.
+
+        Args:
+            attention_mask: ``(B, P + S)`` with 1 for real tokens and 0 for padding (``P``: the cached
+                prefix's length, 0 without one).
+            attention_bias: added to the attention scores: ``(B, S, P + S)`` or ``(B, heads, S, P + S)``,
+                0 where attention is free and large negative values where it is barred (a graph's
+                non-edges). For a causal model the causal mask is added to it here.
+            past_key_values: a cached prefix from :meth:`prefix_cache` (causal models only), for a batch
+                of 1 (broadcast over the batch) or of ``B``; it is not modified.
+        """
         if inputs_embeds.ndim != 3 or inputs_embeds.shape[-1] != self.hidden_size:
             raise ValueError(
                 f"inputs_embeds must be (B, S, {self.hidden_size}), got {tuple(inputs_embeds.shape)}"
             )
-        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, use_cache=False)
-        return out.last_hidden_state  # (B, S, hidden_size)
+        batch, length = int(inputs_embeds.shape[0]), int(inputs_embeds.shape[1])
+        kwargs: dict[str, Any] = {}
+        past = 0
+        if past_key_values is not None:
+            if not self.is_causal:
+                raise ValueError(
+                    f"a cached prefix (past_key_values) needs a causal backbone; {self.name!r} is "
+                    "bidirectional (every token attends to every other, so a prefix cannot be cached)"
+                )
+            cache = copy.deepcopy(past_key_values)  # the model appends to the cache it is given
+            past = int(cache.get_seq_length())
+            cached_batch = int(cache.layers[0].keys.shape[0]) if getattr(cache, "layers", None) else batch
+            if cached_batch == 1 and batch > 1:
+                cache.batch_repeat_interleave(batch)
+            elif cached_batch != batch:
+                raise ValueError(f"the cached prefix has batch {cached_batch}; expected 1 or {batch}")
+            kwargs[self._cache_argument()] = cache
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch, past + length):
+            raise ValueError(
+                f"attention_mask must be (B, P + S) = ({batch}, {past + length}), got "
+                f"{tuple(attention_mask.shape)}"
+            )
+        mask: torch.Tensor | None = attention_mask
+        if attention_bias is not None:
+            dtype = inputs_embeds.dtype
+            mask = self._additive_mask(attention_bias, attention_mask, batch, length, past, dtype)
+        out = self.model(inputs_embeds=inputs_embeds, attention_mask=mask, use_cache=False, **kwargs)
+        hidden: torch.Tensor = out.last_hidden_state
+        return hidden  # (B, S, hidden_size)
+
+    def _cache_argument(self) -> str:
+        """The name the wrapped model's forward gives its key/value cache (transformers 5: ``cache``)."""
+        params = inspect.signature(self.model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    def _additive_mask(
+        self, bias: torch.Tensor, mask: torch.Tensor | None, batch: int, length: int, past: int,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """``bias`` (plus padding and, for causal models, causality) as a 4-D additive mask
+        ``(B, heads or 1, S, P + S)`` that the model adds to its attention scores."""
+        keys = past + length
+        given = tuple(bias.shape)
+        if bias.ndim == 3:
+            bias = bias[:, None]
+        if bias.ndim != 4 or bias.shape[0] != batch or tuple(bias.shape[2:]) != (length, keys):
+            raise ValueError(
+                f"attention_bias must be (B, S, P + S) or (B, heads, S, P + S) = ({batch}, [heads,] "
+                f"{length}, {keys}), got {given}"
+            )
+        low = torch.finfo(dtype).min
+        out = bias.to(dtype)
+        if mask is not None:
+            out = out + (1.0 - mask[:, None, None, :].to(dtype)) * low
+        if self.is_causal:
+            q = torch.arange(length, device=bias.device)[:, None] + past
+            k = torch.arange(keys, device=bias.device)[None, :]
+            out = out + (k > q).to(dtype) * low
+        return out.clamp_min(low)
+
+    @torch.no_grad()
+    def prefix_cache(self, prefix_embeds: torch.Tensor) -> Any:
+        """The keys and values of a constant prefix ``(1 or B, P, hidden_size)`` (a text prompt), for
+        ``forward(..., past_key_values=...)``: the prefix is computed once, not at every call. Exact for
+        causal models, where no prefix token attends to a later one."""
+        if not self.is_causal:
+            raise ValueError(f"a prefix cache needs a causal backbone; {self.name!r} is bidirectional")
+        if prefix_embeds.ndim != 3 or prefix_embeds.shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"prefix_embeds must be (B, P, {self.hidden_size}), got {tuple(prefix_embeds.shape)}"
+            )
+        return self.model(inputs_embeds=prefix_embeds, use_cache=True).past_key_values
 
 
 # -- loading ---------------------------------------------------------------------------------------

@@ -30,9 +30,20 @@ class FlattenHead(nn.Module):
         self.dropout = dropout
         self.bound = False
 
-    def bind(self, backbone: Any, n_positions: int) -> FlattenHead:
+    def bind(self, backbone: Any, n_positions: int | None = None, **context: Any) -> FlattenHead:
+        """Size the head: ``n_positions`` tokens, or as many as the bound ``transform`` of the context
+        makes from ``lookback`` steps (``transform.num_tokens(lookback)``)."""
         if self.bound:
             return self
+        if n_positions is None:
+            transform, lookback = context.get("transform"), context.get("lookback")
+            count = getattr(transform, "num_tokens", None)
+            if lookback is None or count is None:
+                raise ValueError(
+                    "FlattenHead needs n_positions, or lookback= and a transform with num_tokens(lookback); "
+                    f"got lookback={lookback!r} and a {type(transform).__name__}"
+                )
+            n_positions = int(count(lookback))
         self.features = min(self.d_ff, backbone.hidden_size)
         self.n_positions = n_positions
         self.linear = nn.Linear(self.features * n_positions, self.horizon)
@@ -42,7 +53,7 @@ class FlattenHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         if not self.bound:
-            raise RuntimeError("FlattenHead is not bound to a backbone; call bind(backbone, n_positions)")
+            raise RuntimeError("FlattenHead is not bound to a backbone; call bind(backbone, n_positions=...)")
         h = hidden[:, -self.n_positions :, : self.features]  # (B', P, d_ff)
         return self.drop(self.linear(h.reshape(h.shape[0], -1)))  # (B', H)
 

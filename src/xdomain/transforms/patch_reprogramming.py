@@ -91,7 +91,8 @@ class PatchReprogrammingTransform(nn.Module):
         self._source: tuple[Any, ...] = ()
         self._cache: tuple[tuple[Any, ...], torch.Tensor, torch.Tensor] | None = None
 
-    def bind(self, backbone: Any) -> PatchReprogrammingTransform:
+    def bind(self, backbone: Any, **context: Any) -> PatchReprogrammingTransform:
+        del context
         if self.bound:
             return self
         vocab, hidden = backbone.vocab_size, backbone.hidden_size

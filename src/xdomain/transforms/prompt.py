@@ -85,7 +85,8 @@ class PromptAsPrefix(nn.Module):
             )
         return ids[0]
 
-    def bind(self, backbone: Any) -> PromptAsPrefix:
+    def bind(self, backbone: Any, **context: Any) -> PromptAsPrefix:
+        del context
         if self.bound:
             return self
         digits = [self._single_token(backbone, str(d)) for d in range(10)]
