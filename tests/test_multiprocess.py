@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from xdomain.training.trainer import IGNORE_INDEX, shard_batch
+from xdomain.training.batches import shard_batch
+from xdomain.training.losses import IGNORE_INDEX
 
 SCRIPT = Path(__file__).with_name("multiprocess_fit.py")
 

@@ -13,7 +13,8 @@ from torch.utils.data import TensorDataset
 from xdomain.config import TrainConfig
 from xdomain.parts import Part
 from xdomain.reprogrammer import Reprogrammer
-from xdomain.training.trainer import IGNORE_INDEX, Trainer, compute_loss, model_penalty
+from xdomain.training.losses import IGNORE_INDEX, compute_loss, model_penalty
+from xdomain.training.trainer import Trainer
 
 QUIET = TrainConfig(progress=False, seed=3, epochs=2, batch_size=2, lr=0.1, patience=5)
 

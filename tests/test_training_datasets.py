@@ -17,16 +17,10 @@ from torch.utils.data import Dataset, TensorDataset
 
 from xdomain.config import TrainConfig
 from xdomain.estimators.base import ReprogrammingClassifier
-from xdomain.training.trainer import (
-    IGNORE_INDEX,
-    Trainer,
-    TrainStep,
-    compute_loss,
-    loss_terms,
-    shard_batch,
-    to_device,
-    train_loop,
-)
+from xdomain.training.batches import _share, shard_batch, to_device
+from xdomain.training.loop import TrainStep, train_loop
+from xdomain.training.losses import IGNORE_INDEX, compute_loss, loss_terms
+from xdomain.training.trainer import Trainer
 from xdomain.training.zeroth_order import ZerothOrderTrainer
 
 torch.set_num_threads(1)
@@ -244,8 +238,6 @@ def test_bad_weights_are_refused() -> None:
 def test_weighted_shares_of_two_processes_add_up_to_the_global_weighted_mean() -> None:
     # what each of 2 processes contributes (its terms' weighted sum over the global weight) sums to the
     # weighted mean of the whole batch, for uneven shares and for token labels
-    from xdomain.training.trainer import _share
-
     g = torch.Generator().manual_seed(2)
     scores, labels = torch.randn(5, 4, 3, generator=g), torch.randint(0, 3, (5, 4), generator=g)
     labels[0, 1] = labels[3, :2] = IGNORE_INDEX

@@ -29,19 +29,9 @@ from torch.utils.data import Dataset, TensorDataset
 from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.checkpoint import CheckpointError, read_meta
 from xdomain.config import TrainConfig
-from xdomain.training.trainer import (
-    Collate,
-    History,
-    Trainer,
-    _call,
-    autocast,
-    check_precision,
-    iter_batches,
-    predict_batches,
-    set_seed,
-    split_batch,
-    to_device,
-)
+from xdomain.training.batches import Collate, _call, iter_batches, split_batch, to_device
+from xdomain.training.loop import History
+from xdomain.training.trainer import Trainer, autocast, check_precision, predict_batches, set_seed
 from xdomain.training.zeroth_order import ZerothOrderTrainer
 
 

@@ -1,17 +1,10 @@
 """Training (HF Accelerate; zeroth-order for black boxes) and metrics: one loop (:func:`train_loop`) over
 any dataset, with a pluggable step (:class:`GradientStep`, :class:`ZerothOrderStep`)."""
 
+from xdomain.training.batches import to_device
+from xdomain.training.loop import History, TrainStep, train_loop
 from xdomain.training.metrics import ErrorAccumulator, mae, mse
-from xdomain.training.trainer import (
-    GradientStep,
-    History,
-    Trainer,
-    TrainStep,
-    get_accelerator,
-    set_seed,
-    to_device,
-    train_loop,
-)
+from xdomain.training.trainer import GradientStep, Trainer, get_accelerator, set_seed
 from xdomain.training.zeroth_order import ZerothOrderStep, ZerothOrderTrainer
 
 __all__ = [

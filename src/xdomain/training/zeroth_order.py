@@ -23,16 +23,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.config import TrainConfig
-from xdomain.training.trainer import (
-    Collate,
-    History,
-    TrainStep,
-    _call,
-    batch_weight,
-    split_batch,
-    to_device,
-    train_loop,
-)
+from xdomain.training.batches import Collate, _call, batch_weight, split_batch, to_device
+from xdomain.training.loop import History, TrainStep, train_loop
 
 LOSSES = ("cross_entropy", "focal")
 
@@ -154,12 +146,12 @@ class ZerothOrderTrainer:
     ``config.seed`` sets the batch order and the random directions: the same seed (and the same initial
     parameters) gives the same trained parameters. ``epochs``, ``max_steps``, ``max_train_seconds``,
     ``val_every``, ``patience`` and ``batch_size`` mean what they mean for :class:`~xdomain.Trainer`,
-    whose loop this is (:func:`~xdomain.training.trainer.train_loop` with a :class:`ZerothOrderStep`);
+    whose loop this is (:func:`~xdomain.training.loop.train_loop` with a :class:`ZerothOrderStep`);
     early stopping is on the validation loss, and the best parameters are restored at the end.
 
     Data as for the Trainer: any map-style dataset, batched by ``collate_fn`` (default torch's), of
     ``(x, y)`` or ``(x, y, weight)`` items; ``x`` any nested structure (moved with
-    :func:`~xdomain.training.trainer.to_device`), ``weight`` per-example weights of the loss (a weighted
+    :func:`~xdomain.training.batches.to_device`), ``weight`` per-example weights of the loss (a weighted
     mean; constant weights give exactly the plain mean).
     """
 
@@ -312,7 +304,7 @@ class ZerothOrderTrainer:
         self, train: Dataset[Any], val: Dataset[Any] | None = None, collate_fn: Collate | None = None
     ) -> History:
         """Train on ``train`` (items ``(x, y)`` or ``(x, y, weight)``) with the BAR estimate; validate on
-        ``val`` if given. The loop is :func:`~xdomain.training.trainer.train_loop`'s, with a
+        ``val`` if given. The loop is :func:`~xdomain.training.loop.train_loop`'s, with a
         :class:`ZerothOrderStep`."""
         step = ZerothOrderStep(self)
         if len(train) == 0:  # type: ignore[arg-type]
@@ -358,7 +350,7 @@ class ZerothOrderTrainer:
 
 
 class ZerothOrderStep(TrainStep):
-    """BAR's update for :func:`~xdomain.training.trainer.train_loop`: the zeroth-order estimate on the
+    """BAR's update for :func:`~xdomain.training.loop.train_loop`: the zeroth-order estimate on the
     batch (:meth:`ZerothOrderTrainer._estimate`, counting queries), then AdamW on the flat master copy
     ``W`` with the learning rate decayed by ``lr_decay`` per epoch; snapshots are copies of ``W``, and each
     record carries the query counts."""
