@@ -917,44 +917,50 @@ def _(ctx: Ctx, tmp: Path) -> Call:
     "load-forecaster-missing-key",
     CheckpointError,
     ("lacks the key(s) ['train_config']",),
-    ("expected a TimeSeriesForecaster checkpoint to hold",),
+    ("expected a TimeSeriesForecaster checkpoint to hold params, extra and backbone",),
 )
 def _(ctx: Ctx, tmp: Path) -> Call:
-    return Call(xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d.pop("train_config")),))
+    # neither today's schema (params) nor all of 0.1's (forecast_config, train_config, scaler, backbone)
+    def edit(d: dict[str, Any]) -> None:
+        d.update(forecast_config=d["params"], scaler=d["extra"]["scaler"])
+        del d["params"], d["extra"]
+
+    return Call(xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", edit),))
 
 
 @case(
-    "load-forecaster-unknown-train-parameter",
+    "load-forecaster-unknown-parameter",
     CheckpointError,
     ("['bogus']",),
-    ("expected a subset of", "'epochs'"),
+    ("expected a subset of", "'epochs'", "'lookback'"),
 )
 def _(ctx: Ctx, tmp: Path) -> Call:
     return Call(
-        xdomain.load,
-        (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d["train_config"].update(bogus=1)),),
+        xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d["params"].update(bogus=1)),),
     )
 
 
 @case(
-    "load-forecaster-unknown-model-parameter",
+    "load-forecaster-unusable-setting",
     CheckpointError,
-    ("unknown ForecastConfig fields ['bogus']",),
-    ("expected a subset of", "'lookback'"),
+    ("lookback must be a positive integer, got 0",),
+    ("holds settings that cannot be used",),
 )
 def _(ctx: Ctx, tmp: Path) -> Call:
-    edit: Callable[[dict[str, Any]], None] = lambda d: d["forecast_config"].update(bogus=1)  # noqa: E731
+    edit: Callable[[dict[str, Any]], None] = lambda d: d["params"].update(lookback=0)  # noqa: E731
     return Call(TimeSeriesForecaster.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", edit),))
 
 
 @case(
     "load-forecaster-removed-scaler",
     CheckpointError,
-    ("lacks the key(s) ['scaler']",),
-    ("to hold forecast_config, train_config, scaler",),
+    ("no scaler statistics (scaler=None)",),
+    ("expected the training [mean, std] of each series",),
 )
 def _(ctx: Ctx, tmp: Path) -> Call:
-    return Call(xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d.pop("scaler")),))
+    return Call(
+        xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d["extra"].pop("scaler")),)
+    )
 
 
 @case(
@@ -964,7 +970,9 @@ def _(ctx: Ctx, tmp: Path) -> Call:
     ("expected the training [mean, std] of each series",),
 )
 def _(ctx: Ctx, tmp: Path) -> Call:
-    return Call(xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d.update(scaler={})),))
+    return Call(
+        xdomain.load, (edited(ctx.forecaster_ckpt, tmp / "ckpt", lambda d: d["extra"].update(scaler={})),)
+    )
 
 
 @case(

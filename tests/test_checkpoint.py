@@ -4,11 +4,14 @@ The version-2 layout, overwrite rules and kill-safety are tested in test_checkpo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 import torch
 
@@ -277,3 +280,27 @@ def test_shape_mismatch_names_the_tensor(tiny_bert: xdomain.LanguageBackbone, tm
     prompt_free = build_model(small_config(model="attention-only"), tiny_bert)
     with pytest.raises(xdomain.CheckpointError, match=r"missing \['backbone.attention"):
         prompt_free.load_trained(tmp_path / "r")
+
+
+def test_a_forecaster_saved_in_the_earlier_schema_still_loads(
+    bert_forecaster: Path, tiny_bert: xdomain.LanguageBackbone, tmp_path: Path
+) -> None:
+    """Manifests written before the one estimator schema held forecast_config, train_config, fill and
+    scaler at the top level; they load into the same forecaster."""
+    new = xdomain.load(bert_forecaster, backbone=tiny_bert)
+    old = tmp_path / "old"
+    shutil.copytree(bert_forecaster, old)
+    manifest = old / MANIFEST_FILE
+    doc = json.loads(manifest.read_text())
+    params, extra = doc.pop("params"), doc.pop("extra")
+    train_fields = {f.name for f in dataclasses.fields(xdomain.TrainConfig)}
+    doc["train_config"] = {k: v for k, v in params.items() if k in train_fields}
+    doc["fill"] = params["fill"]
+    doc["forecast_config"] = {k: v for k, v in params.items() if k not in train_fields and k != "fill"}
+    doc["scaler"] = extra["scaler"]
+    manifest.write_text(json.dumps(doc))
+    loaded = xdomain.load(old, backbone=tiny_bert)
+    assert loaded.get_params(deep=False).keys() == new.get_params(deep=False).keys()
+    assert loaded.scaler_ == new.scaler_
+    frame = hourly_frame(80)
+    pd.testing.assert_frame_equal(loaded.predict(frame), new.predict(frame), check_exact=True)

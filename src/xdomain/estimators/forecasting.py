@@ -31,15 +31,17 @@ from xdomain.backbones.ablation import AttentionBackbone, IdentityBackbone
 from xdomain.backbones.language import LanguageBackbone
 from xdomain.backbones.loader import resolve_backbone
 from xdomain.baselines.dlinear import DLinear
-from xdomain.checkpoint import CheckpointError, load_checkpoint, read_meta, save_checkpoint
+from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from xdomain.config import ForecastConfig, TrainConfig
 from xdomain.datasets.ett import ETTSplits, ett_splits
 from xdomain.datasets.frames import SeriesTable, WindowDataset, check_fill, few_shot_rows, frame_to_table
+from xdomain.estimators.schema import estimator_meta, json_param, read_estimator_meta
 from xdomain.heads.forecast import FlattenHead
 from xdomain.registry import ESTIMATORS, MODELS
 from xdomain.reporting import PeakMemory
 from xdomain.reprogrammer import Reprogrammer, check_backbone, load_trainable_state_dict, trainable_state_dict
-from xdomain.training.trainer import History, Trainer, set_seed
+from xdomain.training.loop import History
+from xdomain.training.trainer import Trainer, set_seed
 from xdomain.transforms.patch_reprogramming import PatchReprogrammingTransform
 from xdomain.transforms.prompt import PromptAsPrefix
 
@@ -340,82 +342,71 @@ class TimeSeriesForecaster(BaseEstimator):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
-        """Write only the trained tensors (safetensors) and the settings (JSON) into folder ``path``; an
-        existing checkpoint there is replaced only with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
+        """Write only the trained tensors (safetensors) and the settings (JSON) into folder ``path``
+        (the schema of :mod:`xdomain.estimators.schema`); an existing checkpoint there is replaced only
+        with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
         model = self._check_fitted()
         backbone = getattr(model, "backbone", None)
-        meta = {
-            "kind": "TimeSeriesForecaster",
-            "forecast_config": self.config.to_dict(),
-            "train_config": self.train_config.to_dict(),
-            "fill": self.fill,
-            "scaler": self.scaler_,
-            "backbone": backbone.spec() if backbone is not None and hasattr(backbone, "spec") else None,
-            "history": dataclasses.asdict(history) if (history := getattr(self, "history_", None)) else None,
-        }
+        config = self.config
+        # the backbone by its name (a loaded object named "minilm" reloads by that name) and its depth
+        params = {k: json_param(v) for k, v in self.get_params(deep=False).items()}
+        params.update(backbone=config.backbone, backbone_layers=config.backbone_layers)
+        meta = estimator_meta(self, {"scaler": self.scaler_}, params)
+        meta["backbone"] = backbone.spec() if backbone is not None and hasattr(backbone, "spec") else None
         save_checkpoint(path, trainable_state_dict(model), meta, overwrite=overwrite)
 
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], backbone: LanguageBackbone | None = None
     ) -> TimeSeriesForecaster:
-        """Rebuild a saved forecaster; the backbone is loaded by the name in the checkpoint unless given."""
-        meta = read_meta(path)
-        if meta.get("kind") != "TimeSeriesForecaster":
-            raise CheckpointError(
-                f"{str(path)!r} holds a {meta.get('kind')!r}, expected a TimeSeriesForecaster"
-            )
-        missing = [k for k in ("forecast_config", "train_config", "scaler", "backbone") if k not in meta]
-        if missing:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} lacks the key(s) {missing}; expected a TimeSeriesForecaster "
-                "checkpoint to hold forecast_config, train_config, scaler and backbone"
-            )
+        """Rebuild a saved forecaster; the backbone is loaded by the name in the checkpoint unless given.
+        Checkpoints of xdomain 0.1 (settings as ``forecast_config`` / ``train_config``) load too."""
+        params, extra, history, meta = read_estimator_meta(path, cls, upgrade=_upgrade_meta)
+        where = str(path)
+        fc = cls(**params)
         try:
-            config = ForecastConfig.from_dict(meta["forecast_config"])
-            TrainConfig.from_dict(meta["train_config"])  # names any unknown field
+            config, _ = fc._check_settings()
         except (TypeError, ValueError) as err:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} holds settings that cannot be used: {err}"
-            ) from err
-        scaler = _saved_scaler(meta["scaler"], str(path))
-        options = {
-            k: v for k, v in config.to_dict().items() if k not in ("lookback", "horizon", "model", "backbone")
-        }
-        options.update(meta["train_config"])
+            raise CheckpointError(f"checkpoint {where!r} holds settings that cannot be used: {err}") from err
+        scaler = _saved_scaler(extra.get("scaler"), where)
         saved = meta.get("backbone") or {}
         if backbone is None and needs_backbone(config) and saved.get("name") == "custom":
             raise CheckpointError("this checkpoint was made with an in-memory backbone; pass it as backbone=")
-        fc = cls(
-            backbone=backbone if backbone is not None else config.backbone,
-            lookback=config.lookback,
-            horizon=config.horizon,
-            model=config.model,
-            fill=meta.get("fill"),
-            **options,
-        )
+        if backbone is not None:
+            fc.backbone = backbone
         tensors, _ = load_checkpoint(path)
         depth = config.backbone_layers
         if backbone is not None and depth is not None and backbone.num_layers != depth:
             raise CheckpointError(
-                f"checkpoint {str(path)!r} was made with {depth} backbone layers, the given backbone has "
+                f"checkpoint {where!r} was made with {depth} backbone layers, the given backbone has "
                 f"{backbone.num_layers} ({backbone.name!r})"
             )
         model = fc._build()
         if hasattr(model, "backbone"):
             check_backbone(saved, model.backbone)
-        load_trainable_state_dict(model, tensors, str(path))
+        load_trainable_state_dict(model, tensors, where)
         model.eval()
         fc.model_ = model
         fc.scaler_ = scaler
-        if meta.get("history"):
-            hist = dict(meta["history"])
-            if hist.get("best_val_loss") is None:
-                hist["best_val_loss"] = math.inf
-            fc.history_ = History(**hist)
-        else:
-            fc.history_ = None
+        fc.history_ = history
         return fc
+
+
+def _upgrade_meta(meta: dict[str, Any], where: str) -> dict[str, Any]:
+    """A forecaster manifest of xdomain 0.1 (``forecast_config``, ``train_config``, ``fill``, ``scaler``)
+    in today's schema (``params``, ``extra``)."""
+    missing = [k for k in ("forecast_config", "train_config", "scaler", "backbone") if k not in meta]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {where!r} lacks the key(s) {missing}; expected a TimeSeriesForecaster checkpoint "
+            "to hold params, extra and backbone (or, written by xdomain 0.1, forecast_config, train_config, "
+            "scaler and backbone)"
+        )
+    settings = [meta["forecast_config"], meta["train_config"]]
+    if not all(isinstance(d, dict) for d in settings):
+        raise CheckpointError(f"checkpoint {where!r} holds settings that are not JSON objects: {settings!r}")
+    params = {**settings[0], **settings[1], "fill": meta.get("fill")}
+    return {**meta, "params": params, "extra": {"scaler": meta["scaler"]}}
 
 
 def _saved_scaler(saved: Any, where: str) -> dict[str, tuple[float, float]]:
