@@ -53,6 +53,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from xdomain import TimeSeriesClassifier
 from xdomain.datasets import load_ucr
+from xdomain.reporting import write_results
 
 DATASETS = ("GunPoint", "ItalyPowerDemand", "Coffee")
 _DEFAULTS = {k: v.default for k, v in inspect.signature(TimeSeriesClassifier.__init__).parameters.items()
@@ -342,28 +343,24 @@ def main(argv: list[str] | None = None) -> int:
         + ".\n"
     )
     print(md)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".md", "w") as f:
-        f.write(md)
-    with open(args.out + ".json", "w") as f:
-        json.dump({
-            "argv": sys.argv, "command": cmd,
-            "protocol": {"data": "official TRAIN split only", "datasets": args.datasets,
-                         "cv": f"StratifiedKFold(n_splits={K}, shuffle=True, random_state=0)",
-                         "backbone": args.backbone, "training": training, "seed": args.seed,
-                         "layouts": [list(x) for x in LAYOUTS], "layout_mapping": CURRENT_MAPPING,
-                         "mappings": args.mappings, "tie_rule": TIE_RULE, "tie_points": TIE_POINTS,
-                         "race_margin": args.race_margin, "lr_grid": None, "stages": args.stages},
-            "fits": list(run.fits.values()),
-            "stage_a": [{"clip_length": c[0], "program": c[1], "mapping": c[2], **e}
-                        for c, e in sum_a.items()],
-            "stage_b": [{"clip_length": c[0], "program": c[1], "mapping": c[2], **e}
-                        for c, e in sum_b.items()],
-            "choice": {"clip_length": clip_c, "program": prog_c, "mapping": chosen_b},
-            "per_dataset_mapping": per_dataset,
-            "seconds": elapsed, "fit_seconds": sum(e["seconds"] for e in run.fits.values()),
-            "resumed_fits": run.resumed,
-        }, f, indent=2)
+    write_results(args.out, md, {
+        "argv": sys.argv, "command": cmd,
+        "protocol": {"data": "official TRAIN split only", "datasets": args.datasets,
+                     "cv": f"StratifiedKFold(n_splits={K}, shuffle=True, random_state=0)",
+                     "backbone": args.backbone, "training": training, "seed": args.seed,
+                     "layouts": [list(x) for x in LAYOUTS], "layout_mapping": CURRENT_MAPPING,
+                     "mappings": args.mappings, "tie_rule": TIE_RULE, "tie_points": TIE_POINTS,
+                     "race_margin": args.race_margin, "lr_grid": None, "stages": args.stages},
+        "fits": list(run.fits.values()),
+        "stage_a": [{"clip_length": c[0], "program": c[1], "mapping": c[2], **e}
+                    for c, e in sum_a.items()],
+        "stage_b": [{"clip_length": c[0], "program": c[1], "mapping": c[2], **e}
+                    for c, e in sum_b.items()],
+        "choice": {"clip_length": clip_c, "program": prog_c, "mapping": chosen_b},
+        "per_dataset_mapping": per_dataset,
+        "seconds": elapsed, "fit_seconds": sum(e["seconds"] for e in run.fits.values()),
+        "resumed_fits": run.resumed,
+    })
     if os.path.exists(args.out + ".partial.json"):
         os.remove(args.out + ".partial.json")
     return 0

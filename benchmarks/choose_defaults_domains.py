@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import json
 import os
 import shlex
 import sys
@@ -52,6 +51,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from choose_defaults import TIE_POINTS, TIE_RULE, choose
 from xdomain import AudioClassifier, ProteinClassifier
 from xdomain.datasets import amp_split, load_amp, load_fsdd
+from xdomain.reporting import write_results
 
 
 def defaults(cls: type) -> dict[str, Any]:
@@ -210,29 +210,25 @@ def main(argv: list[str] | None = None) -> int:
         f"{sum(len(v) for v in fits.values())} fits, {args.threads} thread(s).\n"
     )
     print(md)
-    os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
-    with open(out + ".md", "w") as f:
-        f.write(md)
-    with open(out + ".json", "w") as f:
-        json.dump(
-            {
-                "command": cmd,
-                "args": vars(args),
-                "data": what,
-                "tie_rule": TIE_RULE,
-                "tie_points": TIE_POINTS,
-                "candidates": cands,
-                "reference": reference,
-                "fits": fits,
-                "mean": mean,
-                "std": std,
-                "eligible": eligible,
-                "chosen": chosen,
-                "chosen_params": next(c for c in cands if label(c) == chosen),
-            },
-            f,
-            indent=2,
-        )
+    write_results(
+        out,
+        md,
+        {
+            "command": cmd,
+            "args": vars(args),
+            "data": what,
+            "tie_rule": TIE_RULE,
+            "tie_points": TIE_POINTS,
+            "candidates": cands,
+            "reference": reference,
+            "fits": fits,
+            "mean": mean,
+            "std": std,
+            "eligible": eligible,
+            "chosen": chosen,
+            "chosen_params": next(c for c in cands if label(c) == chosen),
+        },
+    )
     return 0
 
 

@@ -12,7 +12,6 @@ program with no backbone. Prints a table and writes ``<out>.md`` / ``<out>.json`
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -31,6 +30,7 @@ from xdomain.backbones.loader import resolve_backbone
 from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.baselines.log_mel import log_mel_statistics
 from xdomain.datasets import load_fsdd
+from xdomain.reporting import write_results
 
 
 @torch.no_grad()
@@ -101,11 +101,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['test_acc'] / base_acc:.3f} | {r['trainable']:,} | {r['train_s']:.1f} |" for r in rows]
     text = "\n".join(lines) + "\n"
     print(text)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".md", "w") as f:
-        f.write(text)
-    with open(args.out + ".json", "w") as f:
-        json.dump({"command": command, "args": vars(args), "rows": rows}, f, indent=2)
+    write_results(args.out, text, {"command": command, "args": vars(args), "rows": rows})
     return 0
 
 

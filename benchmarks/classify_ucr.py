@@ -45,6 +45,7 @@ from choose_defaults import _DEFAULTS, TIE_RULE, choose
 from xdomain import TimeSeriesClassifier
 from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.datasets import load_ucr
+from xdomain.reporting import write_results
 
 UCR_CS = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 V2S_PAPER = {"GunPoint": 96.67, "ItalyPowerDemand": 97.08, "Coffee": 100.0}
@@ -261,12 +262,9 @@ def main(argv: list[str] | None = None) -> int:
               + " on TRAIN only; the per-mapping rows are a study, not a "
               f"choice. 95% CI: percentile bootstrap over the test predictions ({BOOTSTRAP} resamples, "
               f"seed {args.seed}).\n\n")
-    with open(args.out + ".md", "w") as f:
-        f.write(header + text + "\n")
-    with open(args.out + ".json", "w") as f:
-        json.dump({"argv": sys.argv, "command": "python " + " ".join(sys.argv), "args": vars(args),
-                   "training": effective_training(args), "tie_rule": TIE_RULE, "bootstrap": BOOTSTRAP,
-                   "rows": rows}, f, indent=2)
+    write_results(args.out, header + text, {
+        "argv": sys.argv, "command": "python " + " ".join(sys.argv), "args": vars(args),
+        "training": effective_training(args), "tie_rule": TIE_RULE, "bootstrap": BOOTSTRAP, "rows": rows})
     return 0
 
 

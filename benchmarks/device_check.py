@@ -27,7 +27,6 @@ Reads only the data home (``XDOMAIN_DATA_HOME``) and the bundled backbones; noth
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -356,8 +355,6 @@ def main(argv: list[str] | None = None) -> int:
     ])
     print(text)
     out = Path(args.out or f"benchmarks/results/device_check_{args.device}_{args.precision}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{out}.md").write_text(text, encoding="utf-8")
     record = {
         "command": command,
         "args": vars(args),
@@ -376,7 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": round(elapsed, 2),
         "rows": rows,
     }
-    Path(f"{out}.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    from xdomain.reporting import write_results
+
+    write_results(out, text, record)
     return 0
 
 

@@ -26,7 +26,6 @@ A smoke run on a tiny budget (seconds)::
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import platform
@@ -41,6 +40,7 @@ from xdomain.backbones.language import LanguageBackbone, load_backbone
 from xdomain.config import ForecastConfig, TrainConfig
 from xdomain.datasets.ett import DESCRIPTION, ett_splits
 from xdomain.estimators.forecasting import build_model, ett_datasets, needs_backbone, results_table, run_ett
+from xdomain.reporting import write_results
 from xdomain.training.trainer import set_seed
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -193,8 +193,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  batch {c['series_per_step']:.0f}: ratio {c['ratio']:.2f}", flush=True)
     if args.step_cost_only:
         stem = Path(args.out) if args.out else RESULTS / f"forecast_{splits.name.lower()}_step_cost"
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        Path(f"{stem}.json").write_text(json.dumps(doc, indent=2))
         lines = ["| series per step | tokens per series | step s | bare backbone fwd+bwd s | ratio |",
                  "|---|---|---|---|---|"]
         lines += [
@@ -202,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['backbone_fwd_bwd_seconds']:.2f} | {c['ratio']:.2f} |"
             for c in costs
         ]
-        Path(f"{stem}.md").write_text(f"Command: `{doc['command']}`\n\n" + "\n".join(lines) + "\n")
+        write_results(stem, f"Command: `{doc['command']}`\n\n" + "\n".join(lines), doc)
         print("\n".join(lines))
         return 0
     model_lr = {}
@@ -226,8 +224,6 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     default = RESULTS / f"forecast_{splits.name.lower()}_{args.protocol}{'_' + args.tag if args.tag else ''}"
     stem = Path(args.out) if args.out else default
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    Path(f"{stem}.json").write_text(json.dumps(doc, indent=2))
     md = [
         f"# {splits.name}, {args.protocol}, lookback {args.lookback}, horizon {args.horizon}",
         "",
@@ -248,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Training step / bare backbone fwd+bwd on the same tokens: {c['ratio']:.2f} "
             f"({c['step_seconds']:.2f} s vs {c['backbone_fwd_bwd_seconds']:.2f} s; target <= 1.3)"
         )
-    Path(f"{stem}.md").write_text("\n".join(md) + "\n")
+    write_results(stem, "\n".join(md), doc)
     print(f"wrote {stem}.json and {stem}.md")
     return 0
 

@@ -20,7 +20,6 @@ Prints tables and writes ``<out>.md`` / ``<out>.json``::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -42,6 +41,7 @@ from xdomain.baselines import KmerLogisticRegression
 from xdomain.baselines.linear_probe import fit_logistic_probe
 from xdomain.baselines.position_frequency import position_frequency_infill
 from xdomain.datasets import amp_split, load_amp, load_deepsol, load_sabdab_cdr
+from xdomain.reporting import write_results
 
 TARGETS = {"amp": "R2DL reports 88.6-90.0 % accuracy", "deepsol": "DeepSol reports 77 % test accuracy"}
 
@@ -262,11 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                          f"{r['residues']} | {count(r['trainable'])} | {r['train_s']:.1f} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".md", "w") as f:
-        f.write(text)
-    with open(args.out + ".json", "w") as f:
-        json.dump({"command": command, "args": vars(args), "rows": rows}, f, indent=2, default=str)
+    write_results(args.out, text, {"command": command, "args": vars(args), "rows": rows})
     return 0
 
 

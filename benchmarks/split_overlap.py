@@ -23,7 +23,6 @@ Reads only the data home (nothing is downloaded); no model is trained. Prints th
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import shlex
@@ -47,6 +46,7 @@ from xdomain.datasets.sequences import (
     similarity_groups,
     split_overlap,
 )
+from xdomain.reporting import write_results
 
 
 def conflicting(sequences: Sequence[str], labels: Sequence[Any] | np.ndarray) -> int:
@@ -213,8 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(lines)
     print(text)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(text, encoding="utf-8")
     record = {
         "command": command,
         "executable": sys.executable,
@@ -229,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         "splits": splits,
         "similarity_groups": groups,
     }
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_results(out.with_suffix(""), text, record)
     return 0
 
 

@@ -1,10 +1,16 @@
-"""Shared run-and-report helpers for the CLI and the benchmarks: the peak memory of a block."""
+"""Shared run-and-report helpers for the CLI and the benchmarks: the peak memory of a block, JSON-ready
+values, and a result written as ``<stem>.md`` (for people) beside ``<stem>.json`` (for programs)."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import threading
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -51,4 +57,33 @@ class PeakMemory:
             self.peak_mb = max(self.peak_mb, self._rss())
 
 
-__all__ = ["PeakMemory"]
+def json_ready(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays as Python numbers and lists, NaN and infinities as null,
+    paths and other objects as their text."""
+    if isinstance(value, dict):
+        return {str(k): json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_ready(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def write_results(stem: str | os.PathLike[str], markdown: str, record: dict[str, Any]) -> tuple[Path, Path]:
+    """``<stem>.md`` (the markdown, newline-terminated) and ``<stem>.json`` (``record``, JSON-ready,
+    indented), the folder made if missing; returns both paths."""
+    base = Path(stem)
+    base.parent.mkdir(parents=True, exist_ok=True)
+    md, js = Path(f"{base}.md"), Path(f"{base}.json")
+    md.write_text(markdown if markdown.endswith("\n") else markdown + "\n", encoding="utf-8")
+    js.write_text(json.dumps(json_ready(record), indent=2) + "\n", encoding="utf-8")
+    return md, js
+
+
+__all__ = ["PeakMemory", "json_ready", "write_results"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 import time
@@ -17,8 +16,9 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
-from xdomain.cli.outdir import REPORT_FILES, write_metrics, write_run_marker
+from xdomain.cli.outdir import REPORT_FILES, write_run_marker
 from xdomain.config import ConfigBase
+from xdomain.reporting import write_results
 
 Subparsers = argparse._SubParsersAction  # what a command module's ``register`` adds its parser to
 C = TypeVar("C", bound=ConfigBase)
@@ -163,21 +163,6 @@ def log(message: str) -> None:
 
 
 # -- reports ---------------------------------------------------------------------------------------------
-def _json_ready(value: Any) -> Any:
-    """Plain JSON values; numpy scalars as Python numbers; NaN and infinities as null."""
-    if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    return str(value)
-
-
 def settings(est: Any) -> dict[str, Any]:
     """The estimator's settings that JSON holds (a backbone given as an instance is left out)."""
     params = est.get_params(deep=False).items()
@@ -206,7 +191,7 @@ def report(
     if folder is None:
         return
     estimator.save(folder / "model", overwrite=overwrite)
-    write_metrics(folder, json.dumps(_json_ready(doc), indent=2) + "\n", table)
+    write_results(folder / "metrics", table, doc)
     write_run_marker(folder, str(doc.get("command", "")), ["model", *REPORT_FILES])
     print(
         f"[xdomain] wrote {folder / 'model'}, {folder / 'metrics.json'} and {folder / 'metrics.md'}",

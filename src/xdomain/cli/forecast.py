@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 from xdomain.backbones.language import load_backbone
 from xdomain.cli.common import OVERWRITE_HELP, Subparsers, config_from_args, set_threads
-from xdomain.cli.outdir import out_folder, write_metrics, write_run_marker
+from xdomain.cli.outdir import out_folder, write_run_marker
 from xdomain.config import PRECISIONS, ForecastConfig, TrainConfig
 from xdomain.datasets.ett import DESCRIPTION, ett_splits
 from xdomain.estimators.forecasting import needs_backbone, plot_forecasts, results_table, run_ett
+from xdomain.reporting import write_results
 
 MODELS = ("reprogram", "no-backbone", "attention-only", "dlinear")
 FORECAST_FILES = ("metrics.json", "metrics.md", "forecast.png")  # beside one checkpoint folder a model
@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             assert r.forecaster is not None
             r.forecaster.save(out / r.model, overwrite=args.overwrite)
         doc = {"dataset": splits.name, "train_config": train.to_dict(), "results": [r.row() for r in results]}
-        write_metrics(out, json.dumps(doc, indent=2), table)
+        write_results(out / "metrics", table, doc)
         plot = plot_forecasts(splits, results, out / "forecast.png")
         write_run_marker(out, "forecast", [*models, *FORECAST_FILES])
         print(f"[xdomain] wrote checkpoints, {out / 'metrics.json'} and {plot}", file=sys.stderr)

@@ -109,8 +109,3 @@ def write_run_marker(folder: Path, command: str, written: Sequence[str]) -> None
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     os.replace(tmp, folder / RUN_MARKER)
 
-
-def write_metrics(folder: Path, metrics_json: str, table: str) -> None:
-    """``metrics.json`` (the text given) and ``metrics.md`` (the markdown table)."""
-    (folder / "metrics.json").write_text(metrics_json)
-    (folder / "metrics.md").write_text(table + "\n")
