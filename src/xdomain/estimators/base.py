@@ -10,7 +10,6 @@ best epoch (early stopping); the test data a user scores later is never seen.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import warnings
@@ -27,20 +26,13 @@ from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
 from xdomain.backbones.black_box import BlackBoxBackbone
-from xdomain.checkpoint import CheckpointError, read_meta
+from xdomain.checkpoint import CheckpointError
 from xdomain.config import TrainConfig
+from xdomain.estimators.schema import estimator_meta, read_estimator_meta
 from xdomain.training.batches import Collate, _call, iter_batches, split_batch, to_device
 from xdomain.training.loop import History
 from xdomain.training.trainer import Trainer, autocast, check_precision, predict_batches, set_seed
 from xdomain.training.zeroth_order import ZerothOrderTrainer
-
-
-def _json_param(value: Any) -> Any:
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_json_param(v) for v in value]
-    return None
 
 
 class ReprogrammingEstimator(BaseEstimator):
@@ -206,55 +198,31 @@ class ReprogrammingEstimator(BaseEstimator):
 
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
-        """Write the trained tensors (safetensors) and the settings (JSON) into the folder ``path``; an
-        existing checkpoint there is replaced only with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
+        """Write the trained tensors (safetensors) and the settings (JSON, the schema of
+        :mod:`xdomain.estimators.schema`) into the folder ``path``; an existing checkpoint there is
+        replaced only with ``overwrite=True`` (see :mod:`xdomain.checkpoint`)."""
         model = self._check_fitted()
-        params = {k: _json_param(v) for k, v in self.get_params(deep=False).items()}
-        meta = {
-            "kind": type(self).__name__,
-            "params": params,
-            "extra": self._extra_state(),
-            "history": dataclasses.asdict(self.history_) if getattr(self, "history_", None) else None,
-        }
         save: Any = getattr(model, "save", None)
         if save is None:
             raise TypeError(f"{type(model).__name__} cannot be saved (no save method)")
-        save(path, meta, overwrite=overwrite)
+        save(path, estimator_meta(self, self._extra_state()), overwrite=overwrite)  # adds the backbone spec
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backbone: Any = None) -> Any:
         """Rebuild a saved estimator; its backbone is loaded by the name in the checkpoint unless given."""
-        meta = read_meta(path)
-        if meta.get("kind") != cls.__name__:
-            raise CheckpointError(f"{str(path)!r} holds a {meta.get('kind')!r}, expected a {cls.__name__}")
-        missing = [k for k in ("params", "extra", "backbone") if k not in meta]
-        if missing:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} lacks the key(s) {missing}; expected a {cls.__name__} checkpoint "
-                "to hold params, extra and backbone"
-            )
-        params = dict(meta["params"])
-        unknown = sorted(set(params) - set(cls._get_param_names()))
-        if unknown:
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} has unknown {cls.__name__} parameter(s) {unknown}; expected a "
-                f"subset of {cls._get_param_names()}"
-            )
+        params, extra, history, _ = read_estimator_meta(path, cls)
         if backbone is not None:
             params["backbone"] = backbone
         elif params.get("backbone") is None:
             raise CheckpointError("this checkpoint was made with an in-memory backbone; pass it as backbone=")
         est = cls(**params)
-        est._set_extra_state(meta.get("extra") or {})
+        est._set_extra_state(extra)
         model: Any = est._build_model(est._n_outputs())
         model.load_trained(path)
         model.eval()
         est.model_ = model
-        if meta.get("history"):
-            hist = dict(meta["history"])
-            if hist.get("best_val_loss") is None:
-                hist["best_val_loss"] = math.inf
-            est.history_ = History(**hist)
+        if history is not None:
+            est.history_ = history
         return est
 
     def _n_outputs(self) -> int:
