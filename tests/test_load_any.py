@@ -102,3 +102,23 @@ def test_a_kind_no_estimator_registered_is_a_checkpoint_error(minilm_tokenizer: 
     expected = r"kind 'SpaceshipPilot'; expected one of the estimators"
     with pytest.raises(xdomain.CheckpointError, match=expected):
         xdomain.load(tmp_path / "ckpt")
+
+
+@pytest.mark.parametrize("kind", ESTIMATORS.names())
+def test_every_estimator_has_a_typed_frozen_config(kind: str) -> None:
+    import dataclasses
+
+    cls = getattr(xdomain, next(n for n in dir(xdomain) if n.lower() == kind))
+    est = cls()
+    if cls is xdomain.TimeSeriesForecaster:  # its settings are the two configs it is built from
+        configs = [est.config, est.train_config]
+        assert {f.name for c in configs for f in dataclasses.fields(c)} | {"fill"} == set(est.get_params())
+        return
+    config = est.config
+    assert type(config).__name__ == f"{cls.__name__}Config"
+    assert {f.name for f in dataclasses.fields(config)} == set(est.get_params())
+    assert dataclasses.asdict(config) == est.get_params(deep=False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3  # type: ignore[misc]
+    est.set_params(epochs=7)
+    assert est.config.epochs == 7 and config.epochs != 7  # a value, not a view

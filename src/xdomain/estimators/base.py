@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, TensorDataset
 from xdomain.backbones.black_box import BlackBoxBackbone
 from xdomain.checkpoint import CheckpointError
 from xdomain.config import TrainConfig
-from xdomain.estimators.schema import estimator_meta, read_estimator_meta
+from xdomain.estimators.schema import estimator_config, estimator_meta, read_estimator_meta
 from xdomain.training.batches import Collate, _call, iter_batches, split_batch, to_device
 from xdomain.training.loop import History
 from xdomain.training.trainer import Trainer, autocast, check_precision, predict_batches, set_seed
@@ -190,6 +190,12 @@ class ReprogrammingEstimator(BaseEstimator):
         precision = check_precision(getattr(self, "mixed_precision", "no"))
         return predict_batches(model, self._dataset(x, None, None), self._eval_batch_size, precision,
                                collate_fn=self._collate())
+
+    @property
+    def config(self) -> Any:
+        """The settings as one typed, frozen value (``<Estimator>Config``, a dataclass with a field per
+        constructor parameter; ``dataclasses.asdict`` gives them as a dict)."""
+        return estimator_config(self)
 
     def num_trainable(self) -> int:
         """Trainable parameters of the fitted model (the program and the head; never the backbone)."""

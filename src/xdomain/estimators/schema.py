@@ -17,6 +17,8 @@ The trained tensors (parameters and learned buffers) are the container's safeten
 from __future__ import annotations
 
 import dataclasses
+import functools
+import inspect
 import math
 import os
 from typing import Any
@@ -90,4 +92,33 @@ def read_estimator_meta(
     return dict(params), dict(extra), history, meta
 
 
-__all__ = ["KEYS", "estimator_meta", "json_param", "read_estimator_meta"]
+@functools.cache
+def config_class(cls: type) -> type:
+    """``<Estimator>Config``: a frozen dataclass with one typed field per constructor parameter of ``cls``
+    (its defaults the constructor's), the settings of an estimator as one value (``estimator.config``)."""
+    fields = []
+    for name, param in inspect.signature(cls.__init__).parameters.items():  # type: ignore[misc]
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = param.annotation if param.annotation is not inspect.Parameter.empty else Any
+        fields.append((name, annotation, dataclasses.field(default=param.default)))
+    made = dataclasses.make_dataclass(f"{cls.__name__}Config", fields, frozen=True)
+    made.__doc__ = f"The settings of a :class:`{cls.__module__}.{cls.__name__}` (its constructor parameters)."
+    made.__module__ = cls.__module__
+    return made
+
+
+def estimator_config(estimator: Any) -> Any:
+    """The estimator's settings as its :func:`config_class` instance (``to_dict()`` via dataclasses)."""
+    made: Any = config_class(type(estimator))  # type: ignore[arg-type]  # a class is hashable
+    return made(**estimator.get_params(deep=False))
+
+
+__all__ = [
+    "KEYS",
+    "config_class",
+    "estimator_config",
+    "estimator_meta",
+    "json_param",
+    "read_estimator_meta",
+]
