@@ -437,3 +437,20 @@ def test_an_estimator_with_ragged_inputs_overrides_only_the_dataset_hook() -> No
     assert est.dataset_calls == 3  # predictions went through the hook too
     assert proba.shape == (40, 2) and np.allclose(proba.sum(1), 1.0, atol=1e-6)
     assert est.score(seqs, names) >= 0.9
+
+
+class ListTokenClassifier(RaggedTokenClassifier):
+    """The same, with inputs as a plain Python list (no ``.shape``): fit counts them with ``len``."""
+
+    def _inputs(self, X: Any, fitting: bool) -> Any:
+        del fitting
+        return [list(seq) for seq in X]
+
+
+def test_inputs_without_a_shape_are_counted_and_checked_against_y() -> None:
+    seqs, labels = ragged_task(40, seed=3)
+    names = np.array(["none", "has3"])[labels.numpy()]
+    est = ListTokenClassifier().fit(seqs, names)
+    assert est.n_train_ + est.n_validation_ == 40
+    with pytest.raises(ValueError, match="X has 40 samples but y has 39 labels"):
+        ListTokenClassifier().fit(seqs, names[:39])

@@ -256,9 +256,10 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
         y_arr = np.asarray(y)
         if y_arr.ndim != 1:
             raise ValueError(f"y must be one label per sample (1-D), got shape {y_arr.shape}")
-        if len(y_arr) != x.shape[0]:
+        n = self._num_samples(x)
+        if len(y_arr) != n:
             raise ValueError(
-                f"X has {x.shape[0]} samples but y has {len(y_arr)} labels; expected one label per sample"
+                f"X has {n} samples but y has {len(y_arr)} labels; expected one label per sample"
             )
         _check_labels(y)
         classes, y_idx = np.unique(y_arr, return_inverse=True)
@@ -337,9 +338,10 @@ class ReprogrammingRegressor(RegressorMixin, ReprogrammingEstimator):
         y_arr = np.asarray(y, dtype=np.float64)
         if y_arr.ndim != 1:
             raise ValueError(f"y must be one target per sample (1-D), got shape {y_arr.shape}")
-        if len(y_arr) != x.shape[0]:
+        n = self._num_samples(x)
+        if len(y_arr) != n:
             raise ValueError(
-                f"X has {x.shape[0]} samples but y has {len(y_arr)} targets; expected one target per sample"
+                f"X has {n} samples but y has {len(y_arr)} targets; expected one target per sample"
             )
         if not np.isfinite(y_arr).all():
             bad = np.flatnonzero(~np.isfinite(y_arr))
