@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xdomain.datasets.sequences import read_sequences
 from xdomain.registry import ADAPTERS
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
@@ -219,8 +220,6 @@ class ProteinAdapter(nn.Module):
 
     def tokenize(self, sequences: Any) -> torch.Tensor:
         """Sequences (anything :func:`~xdomain.datasets.sequences.read_sequences` takes) -> ``(N, L_max)``."""
-        from xdomain.datasets.sequences import read_sequences
-
         return encode_proteins(read_sequences(sequences).sequences, self.max_length, self.too_long)
 
     def encode(self, ids: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

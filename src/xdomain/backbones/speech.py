@@ -41,6 +41,7 @@ from xdomain.backbones.audio_features import (
     zero_mean_unit_var,
 )
 from xdomain.backbones.base import FrozenBackbone, package_file
+from xdomain.datasets.home import cache_home, offline
 from xdomain.registry import BACKBONES
 
 # the one supported install command of each weight package (quoted verbatim by the missing-package error)
@@ -246,8 +247,6 @@ VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/
 def _cached_download(url: str) -> str:
     """The local copy of ``url`` in ``<cache_home>/backbones/``, downloaded once (checked against the
     sha256 prefix in its name, torch.hub's ``name-<hash>.ext`` convention)."""
-    from xdomain.datasets.home import cache_home, offline
-
     filename = os.path.basename(urllib.parse.urlparse(url).path)
     if not filename:
         raise ValueError(f"cannot tell a file name from the weights URL {url!r}")

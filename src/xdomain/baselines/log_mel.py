@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from xdomain.adapters.audio import read_audio
+
 
 def log_mel_statistics(
     clips: Sequence[str | os.PathLike[str]], sample_rate: int = 8000, n_mels: int = 40
@@ -19,8 +21,6 @@ def log_mel_statistics(
     A logistic regression on these is the honest no-backbone baseline beside a reprogrammed speech model.
     """
     import torchaudio  # type: ignore[import-untyped]
-
-    from xdomain.adapters.audio import read_audio
 
     if len(clips) == 0:
         raise ValueError("clips is empty: expected at least one audio file")
