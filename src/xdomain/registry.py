@@ -31,16 +31,17 @@ class Registry(Generic[T]):
 
         return decorator
 
-    def get(self, name: str) -> Callable[..., T]:
+    def get(self, name: str, /) -> Callable[..., T]:
         try:
             return self._entries[name.lower()]
         except KeyError:
             raise KeyError(f"unknown {self.role} {name!r}; expected one of {sorted(self._entries)}") from None
 
-    def build(self, name: str, **kwargs: Any) -> T:
+    def build(self, name: str, /, **kwargs: Any) -> T:
+        """The entry ``name`` built with ``kwargs`` (which may hold a ``name`` of the factory's own)."""
         return self.get(name)(**kwargs)
 
-    def resolve(self, part: str | T, **kwargs: Any) -> T:
+    def resolve(self, part: str | T, /, **kwargs: Any) -> T:
         """Return ``part`` unchanged if it is an instance, else build it from its registered name."""
         if isinstance(part, str):
             return self.build(part, **kwargs)

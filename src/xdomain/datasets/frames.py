@@ -297,6 +297,13 @@ def series_matrix(X: Any, length: int | None = None, missing: str = "error") -> 
         raise ValueError(f"missing must be 'error' or 'interpolate', got {missing!r}")
     if hasattr(X, "to_numpy") and getattr(X, "ndim", 1) == 2:
         X = X.to_numpy()
+    if (isinstance(X, np.ndarray) and np.iscomplexobj(X)) or (
+        isinstance(X, (list, tuple)) and any(np.iscomplexobj(np.asarray(r)) for r in X if np.ndim(r) <= 1)
+    ):
+        raise ValueError(
+            f"Complex data not supported: X holds complex values ({getattr(X, 'dtype', 'complex')}); "
+            "expected real-valued series (take the real part, the magnitude or the phase first)"
+        )
     if isinstance(X, np.ndarray) and X.dtype != object:
         if X.ndim == 3 and X.shape[1] == 1:
             X = X[:, 0, :]

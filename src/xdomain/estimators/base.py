@@ -22,6 +22,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
@@ -262,6 +263,7 @@ class ReprogrammingClassifier(ClassifierMixin, ReprogrammingEstimator):
                 f"X has {n} samples but y has {len(y_arr)} labels; expected one label per sample"
             )
         _check_labels(y)
+        check_classification_targets(y_arr)  # a continuous target is an error, not one class per value
         classes, y_idx = np.unique(y_arr, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"need at least 2 classes to train a classifier, got {classes.tolist()}")

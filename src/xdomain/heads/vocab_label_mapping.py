@@ -29,6 +29,13 @@ class VocabLabelMappingHead(nn.Module):
 
     def __init__(self, num_classes: int, sources_per_class: int = 10, method: str = "random", seed: int = 0):
         super().__init__()
+        if method != "random":
+            # the data-fitted mappings (flm, ilm, blm, blm+) would need the vocabulary scores of every
+            # training example at each refit; only R2DL's fixed random assignment is implemented here
+            raise ValueError(
+                f"VocabLabelMappingHead supports method='random' (R2DL's seeded assignment), got {method!r}; "
+                "the data-fitted mappings are not implemented over a vocabulary"
+            )
         self.num_classes = num_classes
         self.sources_per_class = sources_per_class
         self.method = method
@@ -36,6 +43,13 @@ class VocabLabelMappingHead(nn.Module):
         self._source: tuple[Any, ...] = ()
 
     def bind(self, backbone: Any, **_: Any) -> VocabLabelMappingHead:
+        if self._source:  # bound once: the same backbone is a no-op, another one an error
+            if self._source[0] is backbone:
+                return self
+            raise ValueError(
+                f"this VocabLabelMappingHead is bound to {getattr(self._source[0], 'name', 'a backbone')!r}; "
+                f"expected the same backbone, got {getattr(backbone, 'name', type(backbone).__name__)!r}"
+            )
         if not hasattr(backbone, "source_logits"):
             raise TypeError(
                 f"label mapping over the vocabulary needs a masked language backbone "
