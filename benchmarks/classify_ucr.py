@@ -189,7 +189,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                       "source": "lowest best validation loss on each fit's own stratified "
                                 f"{_DEFAULTS['validation_fraction']:.0%} cut of TRAIN"}
         # the same full-TRAIN fit as that mapping's study row
-        rows.append({**fitted[picked["mapping"]], "model": "xdomain, mapping chosen on validation",
+        rows.append({**fitted[picked["mapping"]], "model": CHOSEN,
                      "choice": picked})
         print(rows[-1], flush=True)
         if args.black_box and backbone.output_kind == "logits":
@@ -202,6 +202,32 @@ def run_dataset(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
                                 time.perf_counter() - t, bar.num_trainable(), args.seed,
                                 queries=bar.queries_, steps=bar.history_.steps))
                 print(rows[-1], flush=True)
+    return rows
+
+
+CHOSEN = "xdomain, mapping chosen on validation"
+
+
+def reused_rows(name: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``--reuse``: the rows of an earlier run of this script (its unedited JSON, the same training settings
+    and layout), with the chosen-mapping row made again from ``--choice-from``: no model is refitted and no
+    TEST figure is read to choose. The chosen row is that mapping's study row, as in a fresh run."""
+    with open(args.reuse) as f:
+        earlier = json.load(f)
+    if earlier.get("training") != effective_training(args):
+        raise SystemExit(f"{args.reuse} was made with training {earlier.get('training')}, this run's is "
+                         f"{effective_training(args)}; rerun without --reuse")
+    if earlier.get("layout", [4096, "full"]) != [_DEFAULTS["clip_length"], _DEFAULTS["program"]]:
+        raise SystemExit(f"{args.reuse} was made at layout {earlier.get('layout')}; rerun without --reuse")
+    rows = [{**r, "reused_from": args.reuse} for r in earlier["rows"]
+            if r["dataset"] == name and r["model"] != CHOSEN]
+    for bname in args.backbones:
+        study = {r["mapping"]: r for r in rows if r["model"] == "reprogrammed" and r["backbone"] == bname}
+        if not study:
+            continue
+        picked = cv_choice(name, bname, list(study), np.empty(0), np.empty(0), args)
+        last = max(i for i, r in enumerate(rows) if r["model"] == "reprogrammed" and r["backbone"] == bname)
+        rows.insert(last + 1, {**study[picked["mapping"]], "model": CHOSEN, "choice": picked})
     return rows
 
 
@@ -241,12 +267,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--choice-from", default=None,
                    help="read that choice from choose_defaults.json instead (same training settings)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--reuse", default=None,
+                   help="an earlier run's JSON: copy its rows and make only the chosen row again from "
+                        "--choice-from (no refit)")
     p.add_argument("--out", default="benchmarks/results/classify_ucr")
     args = p.parse_args(argv)
+    if args.reuse and not args.choice_from:
+        p.error("--reuse needs --choice-from (the choice is the only thing made again)")
     torch.set_num_threads(args.threads)
     rows: list[dict[str, Any]] = []
     for name in args.datasets:
-        rows.extend(run_dataset(name, args))
+        rows.extend(reused_rows(name, args) if args.reuse else run_dataset(name, args))
     text = table(rows)
     print(text)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
@@ -261,10 +292,13 @@ def main(argv: list[str] | None = None) -> int:
                  "listed order)")
               + " on TRAIN only; the per-mapping rows are a study, not a "
               f"choice. 95% CI: percentile bootstrap over the test predictions ({BOOTSTRAP} resamples, "
-              f"seed {args.seed}).\n\n")
+              f"seed {args.seed})."
+              + (f" Every other row is copied from `{args.reuse}` (same training and layout); only the "
+                 "chosen row was made again." if args.reuse else "") + "\n\n")
     write_results(args.out, header + text, {
         "argv": sys.argv, "command": "python " + " ".join(sys.argv), "args": vars(args),
-        "training": effective_training(args), "tie_rule": TIE_RULE, "bootstrap": BOOTSTRAP, "rows": rows})
+        "training": effective_training(args), "layout": [_DEFAULTS["clip_length"], _DEFAULTS["program"]],
+        "tie_rule": TIE_RULE, "bootstrap": BOOTSTRAP, "rows": rows})
     return 0
 
 
