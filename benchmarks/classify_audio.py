@@ -46,10 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backbones", nargs="+", default=["speaker-encoder", "crepe-tiny"])
     p.add_argument("--mappings", nargs="+", default=["linear", "flm"],
                    help="mappings for backbones with source classes (embeddings always use linear)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--lr", type=float, default=0.01)
-    p.add_argument("--patience", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=None, help="default: AudioClassifier's")
+    p.add_argument("--batch-size", type=int, default=None, help="default: AudioClassifier's")
+    p.add_argument("--lr", type=float, default=None, help="default: AudioClassifier's")
+    p.add_argument("--patience", type=int, default=None, help="default: AudioClassifier's")
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -71,8 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     base = fit_logistic_probe(Ftr, ytr, args.seed)
     add("logistic regression (log-mel mean/std)", "-", "-", float((base.predict(Fte) == yte).mean()),
         time.perf_counter() - t, (Ftr.shape[1] + 1) * 10)
-    common = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, patience=args.patience,
-                  max_steps=args.max_steps, random_state=args.seed)
+    given = {k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "patience", "max_steps")}
+    common = {**{k: v for k, v in given.items() if v is not None}, "random_state": args.seed}
     t = time.perf_counter()
     nb = AudioClassifier(backbone="none", mapping="linear", program="full", **common).fit(train.paths, ytr)
     add("same program, no backbone", "none", "linear", float((nb.predict(test.paths) == yte).mean()),
@@ -94,14 +94,16 @@ def main(argv: list[str] | None = None) -> int:
     base_acc = rows[0]["test_acc"]
     lines = [f"# FSDD spoken digits through frozen speech models\n\n`python {' '.join(sys.argv)}`\n",
              f"Official split: {len(ytr)} training recordings (a stratified 20% of them choose the epoch), "
-             f"{len(yte)} test recordings, all scored.\n",
+             f"{len(yte)} test recordings, all scored. Training: AudioClassifier's defaults"
+             + (f" with {dict((k, v) for k, v in common.items() if k != 'random_state')}"
+                if len(common) > 1 else "") + ".\n",
              "| model | backbone | mapping | test acc % | acc / log-mel LR | trainable | train s |",
              "|---|---|---|---|---|---|---|"]
     lines += [f"| {r['model']} | {r['backbone']} | {r['mapping']} | {r['test_acc']:.2f} | "
               f"{r['test_acc'] / base_acc:.3f} | {r['trainable']:,} | {r['train_s']:.1f} |" for r in rows]
     text = "\n".join(lines) + "\n"
     print(text)
-    write_results(args.out, text, {"command": command, "args": vars(args), "rows": rows})
+    write_results(args.out, text, {"command": command, "args": vars(args), "training": common, "rows": rows})
     return 0
 
 
