@@ -30,6 +30,7 @@ from helpers import (  # noqa: E402
     make_tiny_bert,
     make_tiny_masked_lm,
     sines_and_squares,
+    toy_antibodies,
 )
 
 
@@ -39,8 +40,9 @@ def main(out: str) -> None:
     from transformers import AutoTokenizer
 
     from xdomain import TimeSeriesForecaster
+    from xdomain.estimators.antibodies import AntibodyInfiller
     from xdomain.estimators.audio import AudioClassifier
-    from xdomain.estimators.proteins import ProteinClassifier
+    from xdomain.estimators.proteins import ProteinClassifier, ProteinRegressor
     from xdomain.estimators.series import TimeSeriesClassifier
     from xdomain.training.trainer import Trainer, get_accelerator
 
@@ -82,6 +84,19 @@ def main(out: str) -> None:
                            validation_fraction=0.25, lr=1e-2).fit(seqs, plabels)
     results["protein"] = pc.predict_proba(seqs)
     history["protein"] = pc.history_.records
+
+    # a protein property (regression, MSE on standardised targets) through a plain language model
+    pr = ProteinRegressor(backbone=make_tiny_bert(tok), epochs=2, batch_size=8, validation_fraction=0.25,
+                          lr=1e-2).fit(seqs, np.arange(len(seqs), dtype=float) % 5)
+    results["protein_regression"] = pr.predict(seqs)
+    history["protein_regression"] = pr.history_.records
+
+    # antibody CDR infilling (per-token loss over the masked region) through a masked LM
+    chains, masks = toy_antibodies(16)
+    ab = AntibodyInfiller(backbone=make_tiny_masked_lm(tok), epochs=2, batch_size=8, validation_fraction=0.25,
+                          lr=1e-2).fit(chains, masks)
+    results["antibody"] = ab._logits(ab._encode(chains, masks, None)[0]).numpy()
+    history["antibody"] = ab.history_.records
 
     # test metrics gathered over processes: every example counted once (25 is odd: padding would show)
     xs = torch.as_tensor(ts._inputs(x[:25 - 1], fitting=False))

@@ -47,7 +47,7 @@ def test_two_processes_train_like_one_and_same_seed_is_bit_identical(tmp_path: P
     for key in one:
         np.testing.assert_array_equal(one[key], again[key], err_msg=key)
     # two processes, the same global batches: the same model within float32 rounding
-    for key in ("forecast", "series", "audio", "protein"):
+    for key in ("forecast", "series", "audio", "protein", "protein_regression", "antibody"):
         np.testing.assert_allclose(two[key], one[key], atol=1e-4, err_msg=key)
     history_one, history_two = meta_one["history"], meta_two["history"]
     assert isinstance(history_one, dict) and isinstance(history_two, dict)
