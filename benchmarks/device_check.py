@@ -224,13 +224,9 @@ SETUPS = {
 
 
 def _set_precision(est: Any, precision: str) -> None:
-    """Predict with the same fitted weights at another precision."""
-    if hasattr(est, "train_config"):  # the forecaster keeps its precision in its TrainConfig
-        from xdomain.config import TrainConfig
-
-        est.train_config = TrainConfig.from_dict({**est.train_config.to_dict(), "mixed_precision": precision})
-    else:
-        est.mixed_precision = precision
+    """Predict with the same fitted weights at another precision (a constructor parameter of every
+    estimator, the forecaster's included)."""
+    est.set_params(mixed_precision=precision)
 
 
 def _sync(device: str) -> None:
