@@ -392,7 +392,8 @@ def test_protein_classify_amp_with_a_tiny_local_model(
     require_data(AMP)
     out = tmp_path / "amp"
     argv = ["protein", "classify", "--dataset", "peptides/amp", "--backbone", tiny_mlm, "--limit", "40"]
-    argv += ["--validation-fraction", "0", "--head", "linear"]  # the head the figures below were measured with
+    # the head the figures below were measured with
+    argv += ["--validation-fraction", "0", "--head", "linear"]
     code, printed, err = _run([*argv, "--max-steps", "20", "--out", str(out)], capsys)
     assert code == 0, err
     assert "| baseline | logistic regression on 1..3-mer frequencies |" in printed

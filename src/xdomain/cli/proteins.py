@@ -77,7 +77,8 @@ def register(sub: Subparsers) -> None:
         default=None,
         help="minilm (default), antiberty, a transformers masked-LM name or folder",
     )
-    c.add_argument("--head", default=None, choices=HEAD_CHOICES, help="output head (default: ProteinClassifier's, label-mapping)")
+    c.add_argument("--head", default=None, choices=HEAD_CHOICES,
+                   help="output head (default: ProteinClassifier's, label-mapping)")
     c.add_argument("--sparsity", default=None, choices=SPARSITIES, help="vocabulary map (default dense)")
     c.add_argument(
         "--k", type=positive, default=None, help="source tokens per amino acid for --sparsity topk"
