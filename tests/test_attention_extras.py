@@ -3,6 +3,7 @@ and a cached prefix; and the Reprogrammer handing them (and a prompt with a mask
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ def test_a_cached_prefix_gives_the_same_hidden_states_as_the_whole_sequence(
     cache = tiny_llama.prefix_cache(prefix)
     out = tiny_llama(rest, past_key_values=cache)  # broadcast over the batch of 3
     torch.testing.assert_close(out, whole[:, 4:], rtol=0, atol=1e-5)
-    assert cache.get_seq_length() == 4  # not modified: usable again
+    assert cache.length == 4 and cache.layers[0][0].shape[2] == 4  # not modified: usable again
     torch.testing.assert_close(tiny_llama(rest, past_key_values=cache), out, rtol=0, atol=0)
     # a mask over the prefix and the new tokens (the last new token of row 0 is padding)
     mask = torch.ones(3, 9, dtype=torch.long)
@@ -35,12 +36,43 @@ def test_a_cached_prefix_gives_the_same_hidden_states_as_the_whole_sequence(
     torch.testing.assert_close(masked[0, :-1], out[0, :-1], rtol=0, atol=1e-5)  # causal: earlier tokens same
 
 
-def test_a_prefix_cache_is_refused_by_a_bidirectional_model(tiny_bert: xdomain.LanguageBackbone) -> None:
+def test_a_bidirectional_model_caches_only_a_self_attending_prefix(
+    tiny_bert: xdomain.LanguageBackbone,
+) -> None:
     x = torch.randn(1, 3, tiny_bert.hidden_size)
+    with pytest.raises(ValueError, match="needs self_attending=True"):
+        tiny_bert.prefix_cache(x, self_attending=False)
     with pytest.raises(ValueError, match="needs a causal backbone"):
-        tiny_bert.prefix_cache(x)
-    with pytest.raises(ValueError, match="needs a causal backbone"):
-        tiny_bert(x, past_key_values=object())
+        tiny_bert(x, past_key_values=object())  # a raw transformers cache: only for causal models
+
+
+def test_a_self_attending_prefix_equals_the_whole_sequence_with_the_prefix_barred_from_the_rest(
+    tiny_bert: xdomain.LanguageBackbone,
+) -> None:
+    torch.manual_seed(2)
+    prefix = torch.randn(1, 4, tiny_bert.hidden_size)
+    rest = torch.randn(3, 5, tiny_bert.hidden_size)
+    cache = tiny_bert.prefix_cache(prefix)  # self_attending by default for a bidirectional model
+    assert cache.self_attending and cache.length == 4
+    bias = torch.zeros(3, 9, 9)
+    bias[:, :4, 4:] = LOW  # the prefix rows see only the prefix; the rest sees everything
+    whole = tiny_bert(torch.cat([prefix.expand(3, -1, -1), rest], dim=1), attention_bias=bias)
+    torch.testing.assert_close(tiny_bert(rest, past_key_values=cache), whole[:, 4:], rtol=0, atol=1e-5)
+    # and it differs from the full bidirectional prompt (the prefix then reads the rest too)
+    full = tiny_bert(torch.cat([prefix.expand(3, -1, -1), rest], dim=1))[:, 4:]
+    assert (full - whole[:, 4:]).abs().max() > 4e-5  # (a tiny random model: small, but 8x the tolerance)
+
+
+def test_a_prefix_cache_of_another_backbone_is_an_error_naming_both(
+    tiny_bert: xdomain.LanguageBackbone, tiny_llama: xdomain.LanguageBackbone
+) -> None:
+    cache = tiny_llama.prefix_cache(torch.randn(1, 2, tiny_llama.hidden_size))
+    other = dataclasses.replace(cache, tokenizer="gpt2")
+    with pytest.raises(ValueError, match=r"made by backbone .* \(tokenizer 'gpt2'\); this backbone is"):
+        tiny_llama(torch.randn(1, 3, tiny_llama.hidden_size), past_key_values=other)
+    with pytest.raises(ValueError, match="does not fit the bidirectional backbone"):
+        renamed = dataclasses.replace(cache, backbone=tiny_bert.name, tokenizer=tiny_bert.tokenizer_name)
+        tiny_bert(torch.randn(1, 3, tiny_bert.hidden_size), past_key_values=renamed)
 
 
 def test_an_attention_bias_that_bars_the_padding_equals_the_padding_mask(

@@ -257,10 +257,10 @@ def test_reprogrammer_save_and_load_trained(
     tiny_bert: xdomain.LanguageBackbone, tiny_llama: Any, tmp_path: Path
 ) -> None:
     set_seed(1)
-    source = build_model(small_config(), tiny_bert)
+    source = build_model(small_config("time-llm"), tiny_bert)
     source.save(tmp_path / "r", meta={"purpose": "test"})
     set_seed(2)
-    target = build_model(small_config(), tiny_bert)
+    target = build_model(small_config("time-llm"), tiny_bert)
     x = torch.randn(2, LOOKBACK, 1)
     with torch.no_grad():
         assert not torch.equal(source.eval()(x), target.eval()(x))
@@ -268,12 +268,12 @@ def test_reprogrammer_save_and_load_trained(
         assert torch.equal(source(x), target(x))
     assert meta["purpose"] == "test" and meta["backbone"]["fingerprint"] == tiny_bert.fingerprint()
     with pytest.raises(xdomain.CheckpointError, match="fingerprint"):
-        build_model(small_config(), tiny_llama).load_trained(tmp_path / "r")
+        build_model(small_config("time-llm"), tiny_llama).load_trained(tmp_path / "r")
 
 
 def test_shape_mismatch_names_the_tensor(tiny_bert: xdomain.LanguageBackbone, tmp_path: Path) -> None:
-    build_model(small_config(num_prototypes=16), tiny_bert).save(tmp_path / "r")
-    other = build_model(small_config(num_prototypes=8), tiny_bert)
+    build_model(small_config("time-llm", num_prototypes=16), tiny_bert).save(tmp_path / "r")
+    other = build_model(small_config("time-llm", num_prototypes=8), tiny_bert)
     message = "shape mismatch [('transform.prototype_map.bias', (16,), (8,))"
     with pytest.raises(xdomain.CheckpointError, match=re.escape(message)):
         other.load_trained(tmp_path / "r")

@@ -27,7 +27,7 @@ def test_forecast_help_lists_the_models(capsys: pytest.CaptureFixture[str]) -> N
     assert info.value.code == 0
     out = capsys.readouterr().out
     assert "--lookback" in out and "--max-steps" in out
-    assert "reprogram,no-backbone,attention-only,dlinear" in out
+    assert "reprogram,time-llm,no-backbone,attention-only,linear,dlinear" in out
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -89,8 +89,13 @@ def test_from_dict_rejects_unknown_keys_by_name(cls: Any) -> None:
         ({"num_prototypes": 0}, "num_prototypes must be a positive integer, got 0"),
         (
             {"model": "gpt-9"},
-            "model must be one of ('reprogram', 'no-backbone', 'attention-only', 'dlinear'), got 'gpt-9'",
+            "model must be one of ('reprogram', 'time-llm', 'no-backbone', 'attention-only', 'linear', "
+            "'dlinear'), got 'gpt-9'",
         ),
+        ({"linear_path": "frozen"}, "linear_path must be one of ('fixed', 'trainable', 'off'), got 'frozen'"),
+        ({"prototypes": "pca"}, "prototypes must be one of ('kmeans', 'kmeans-fixed', 'map'), got 'pca'"),
+        ({"prompt_stats": "text"}, "prompt_stats must be one of ('digits', 'soft', 'off'), got 'text'"),
+        ({"prefix_cache": "yes"}, "prefix_cache must be True or False, got 'yes'"),
         ({"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
         ({"dropout": -0.1}, "dropout must be in [0, 1), got -0.1"),
         ({"backbone_layers": 0}, "backbone_layers must be a positive integer or None, got 0"),
@@ -152,11 +157,13 @@ def test_learning_rate_defaults_per_model_unless_given() -> None:
 
     cfg = TrainConfig()
     assert cfg.lr is None
-    assert cfg.resolved_lr("reprogram") == 1e-2 == DEFAULT_LR["reprogram"]
+    assert cfg.resolved_lr("time-llm") == 1e-2 == DEFAULT_LR["time-llm"]  # Time-LLM's ETTh1 script
+    assert cfg.resolved_lr("reprogram") == 1e-3 == DEFAULT_LR["reprogram"]
     assert cfg.resolved_lr("dlinear") == 5e-3
     assert cfg.resolved_lr("no-backbone") == cfg.resolved_lr("attention-only") == 1e-3
     assert cfg.resolved_lr(None) == FALLBACK_LR
     assert TrainConfig(lr=0.3).resolved_lr("reprogram") == 0.3
+    assert cfg.resolved_lr("linear") == FALLBACK_LR  # never used: the linear model is fitted in closed form
 
 
 def test_trainer_takes_the_models_default_learning_rate() -> None:

@@ -134,11 +134,13 @@ N_PATCHES = (LOOKBACK - PATCH["patch_len"]) // PATCH["stride"] + 2  # 8, as Patc
 
 
 def patch_trainables(bb: Any, d_model: int = 16, n_heads: int = 2, d_keys: int = 8, prototypes: int = 16,
-                     patch_len: int = 8) -> int:
-    """Parameters of a bound PatchReprogrammingTransform: conv (no bias), prototype map over the
-    vocabulary, query, key, value and output projections."""
+                     patch_len: int = 8, source: str = "map") -> int:
+    """Parameters of a bound PatchReprogrammingTransform: conv (no bias), the prototypes (Time-LLM's map
+    over the vocabulary, or a trainable prototype matrix from k-means), query, key, value and output
+    projections."""
     vocab, hidden, inner = bb.vocab_size, bb.hidden_size, n_heads * d_keys
-    return (patch_len * d_model * 3 + vocab * prototypes + prototypes + d_model * inner + inner
+    source_params = vocab * prototypes + prototypes if source == "map" else prototypes * hidden
+    return (patch_len * d_model * 3 + source_params + d_model * inner + inner
             + 2 * (hidden * inner + inner) + inner * hidden + hidden)
 
 
@@ -673,9 +675,10 @@ ESTIMATOR_RECIPES: dict[str, EstimatorRecipe] = {
         make_tiny_bert,
         {"lookback": LOOKBACK, "horizon": HORIZON, **SMALL_MODEL, **FAST_TRAIN, "max_steps": 2},
         _forecaster_data, lambda est, data: est.predict(data[0]).to_numpy(), (HORIZON, 2),
-        # patch reprogramming (d_model 16, 2 heads of 8, 16 prototypes) and a flatten head over 8 patches
-        # of d_ff = 32 features; Prompt-as-Prefix has no weights
-        lambda bb: patch_trainables(bb) + 32 * N_PATCHES * HORIZON + HORIZON,
+        # patch reprogramming (d_model 16, 2 heads of 8, 16 trainable k-means prototypes) and a flatten
+        # head over 8 patches of d_ff = 32 features; the linear path is fitted in closed form (not
+        # trained) and Prompt-as-Prefix with digits has no weights
+        lambda bb: patch_trainables(bb, source="kmeans") + 32 * N_PATCHES * HORIZON + HORIZON,
         ("lookback", -1, "lookback must be a positive integer, got -1"),
         # backbone_layers=None (every layer of the given backbone) is saved as that backbone's depth, so
         # that a load by name rebuilds the same truncation

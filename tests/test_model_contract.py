@@ -19,9 +19,9 @@ import torch
 import xdomain
 from helpers import FAST_TRAIN, HORIZON, LOOKBACK, SMALL_MODEL, hourly_frame, small_config, toy_series
 from xdomain.datasets import WindowDataset
-from xdomain.estimators.forecasting import build_model, needs_backbone
+from xdomain.estimators.forecasting import build_model, linear_path, needs_backbone, train_forecaster
 from xdomain.registry import MODELS
-from xdomain.training import Trainer, set_seed
+from xdomain.training import set_seed
 
 CASES = [
     pytest.param((name, backbone), id=f"{name}-{backbone}" if backbone else name)
@@ -49,6 +49,13 @@ def build(
 
 def train_windows() -> WindowDataset:
     return WindowDataset([toy_series(3, 80)], LOOKBACK, HORIZON)
+
+
+def fit(name: str, model: torch.nn.Module) -> Any:
+    """The forecaster's training: the linear path (if any) in closed form, then gradient steps (none for
+    the linear model alone)."""
+    config = small_config(name)
+    return train_forecaster(model, config, xdomain.TrainConfig(**FAST_TRAIN), train_windows(), None)[1]
 
 
 def snapshot(module: torch.nn.Module | None) -> dict[str, torch.Tensor]:
@@ -89,9 +96,12 @@ def test_backward_reaches_every_trainable_and_no_frozen_parameter(case: Any) -> 
     name, backbone = case
     model = build(name, backbone).train()
     x = torch.from_numpy(toy_series(3, LOOKBACK))[None]
-    model(x).pow(2).mean().backward()
     frozen = [n for n, p in model.named_parameters() if not p.requires_grad]
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    if name == "linear":  # closed form only: nothing trains by gradient
+        assert trainable == [] and sorted(frozen) == ["bias", "weight"]
+        return
+    model(x).pow(2).mean().backward()
     assert trainable
     assert [n for n in frozen if dict(model.named_parameters())[n].grad is not None] == []
     assert [n for n in trainable if dict(model.named_parameters())[n].grad is None] == []
@@ -107,8 +117,8 @@ def test_training_leaves_the_backbone_bit_for_bit_and_moves_the_trainables(case:
     frozen_before = snapshot(backbone)
     model = build(name, backbone)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    history = Trainer(model, xdomain.TrainConfig(**FAST_TRAIN)).fit(train_windows())
-    assert history.steps == FAST_TRAIN["max_steps"]
+    history = fit(name, model)
+    assert history.steps == (0 if name == "linear" else FAST_TRAIN["max_steps"])
     if backbone is not None:
         after = snapshot(backbone)
         assert after.keys() == frozen_before.keys()
@@ -119,8 +129,14 @@ def test_training_leaves_the_backbone_bit_for_bit_and_moves_the_trainables(case:
     unchanged = [n for n, p in params.items() if p.requires_grad and torch.equal(p, before[n])]
     # the key bias adds the same logit to every prototype: softmax cancels it, its gradient is ~0 exactly
     assert set(unchanged) <= {"transform.key.bias"}
+    path = linear_path(model)
+    prefix = "" if path is model else "linear."
+    fitted = {f"{prefix}weight", f"{prefix}bias"}
     moved = [n for n, p in params.items() if not p.requires_grad and not torch.equal(p, before[n])]
-    assert moved == []
+    if path is None or path.weight.requires_grad:
+        assert moved == []
+    else:  # the fixed linear path moved by its closed-form fit only, from zero
+        assert set(moved) == fitted and all(not before[n].any() for n in fitted)
 
 
 @cases
@@ -130,7 +146,7 @@ def test_same_seed_gives_the_same_weights_and_forecasts(case: Any) -> None:
     runs = []
     for _ in range(2):
         model = build(name, backbone, seed=11)
-        Trainer(model, xdomain.TrainConfig(**FAST_TRAIN)).fit(train_windows())
+        fit(name, model)
         with torch.no_grad():
             runs.append((model.eval()(x), {n: p.detach().clone() for n, p in model.named_parameters()}))
     (y1, w1), (y2, w2) = runs
@@ -138,7 +154,8 @@ def test_same_seed_gives_the_same_weights_and_forecasts(case: Any) -> None:
     assert w1.keys() == w2.keys()
     assert [n for n in w1 if not torch.equal(w1[n], w2[n])] == []
     other = build(name, backbone, seed=12)
-    assert any(not torch.equal(p, w1[n]) for n, p in other.named_parameters() if p.requires_grad)
+    if name != "linear":  # the closed-form fit has no seed to differ by
+        assert any(not torch.equal(p, w1[n]) for n, p in other.named_parameters() if p.requires_grad)
 
 
 @cases
@@ -166,6 +183,12 @@ def test_save_load_round_trip_gives_identical_forecasts(case: Any, tmp_path: Pat
 
     saved = load_file(str(tensors_path(tmp_path / "ckpt")))
     trainable = {n for n, p in fc.model_.named_parameters() if p.requires_grad}
+    path = linear_path(fc.model_)
+    if path is not None:  # the closed-form path, trained or not, and whether it normalises per window
+        prefix = "" if path is fc.model_ else "linear."
+        trainable |= {f"{prefix}weight", f"{prefix}bias", f"{prefix}revin_flag"}
+    if getattr(getattr(fc.model_, "transform", None), "prototype_source", None) == "kmeans-fixed":
+        trainable.add("transform.prototype_matrix")
     assert set(saved) == trainable
     assert not any(k.startswith("backbone.model.") or k.startswith("backbone.embeddings.") for k in saved)
     numel = sum(v.numel() for v in saved.values())

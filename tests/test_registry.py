@@ -58,7 +58,7 @@ def test_names_contains_and_iteration(widgets: Registry[Widget]) -> None:
 
 
 def test_every_role_has_its_parts_registered() -> None:
-    assert MODELS.names() == ["attention-only", "dlinear", "no-backbone", "reprogram"]
+    assert MODELS.names() == ["attention-only", "dlinear", "linear", "no-backbone", "reprogram", "time-llm"]
     assert {"patch-reprogramming", "prompt-as-prefix"} <= set(TRANSFORMS.names())
     assert "flatten" in HEADS
     assert "time-series" in ADAPTERS

@@ -35,6 +35,15 @@ class ConfigBase:
         return cls(**data)
 
 
+FORECAST_MODELS = ("reprogram", "time-llm", "no-backbone", "attention-only", "linear", "dlinear")
+LINEAR_PATHS = ("fixed", "trainable", "off")
+PROTOTYPES = ("kmeans", "kmeans-fixed", "map")
+PROMPT_STATS = ("digits", "soft", "off")
+# what makes ``model="time-llm"`` Time-LLM (Jin et al., ICLR 2024) whatever the other fields say: no linear
+# path, the Linear(vocab -> prototypes) map, the statistics as digits inside the text, no prefix cache
+TIME_LLM = {"linear_path": "off", "prototypes": "map", "prompt_stats": "digits", "prefix_cache": False}
+
+
 @dataclass
 class ForecastConfig(ConfigBase):
     """Everything that defines a forecasting model (Time-LLM defaults where the paper gives them)."""
@@ -43,7 +52,7 @@ class ForecastConfig(ConfigBase):
     horizon: int = field(default=96, metadata={"help": "forecast length H (time steps)"})
     model: str = field(
         default="reprogram",
-        metadata={"help": "reprogram | no-backbone | attention-only | dlinear"},
+        metadata={"help": "reprogram | time-llm | no-backbone | attention-only | linear | dlinear"},
     )
     backbone: str = field(
         default="minilm", metadata={"help": "backbone alias, transformers name or local path"}
@@ -64,6 +73,24 @@ class ForecastConfig(ConfigBase):
     )
     top_k_lags: int = field(default=5, metadata={"help": "autocorrelation lags quoted in the prompt"})
     moving_avg: int = field(default=25, metadata={"help": "DLinear trend kernel"})
+    linear_path: str = field(
+        default="fixed",
+        metadata={"help": "the closed-form ridge path the model corrects: fixed | trainable | off"},
+    )
+    prototypes: str = field(
+        default="kmeans",
+        metadata={"help": "text prototypes: kmeans (trainable, from k-means of the word embeddings) | "
+                  "kmeans-fixed | map (Time-LLM's Linear(vocab -> prototypes))"},
+    )
+    prompt_stats: str = field(
+        default="digits",
+        metadata={"help": "the prompt's per-series statistics: digits | soft (learned tokens) | off"},
+    )
+    prefix_cache: bool = field(
+        default=True,
+        metadata={"help": "compute the prompt's constant text once (causal backbones: exact key/value "
+                  "cache; masked LMs: a prefix that attends only to itself)"},
+    )
 
     def __post_init__(self) -> None:
         for name in (
@@ -92,9 +119,15 @@ class ForecastConfig(ConfigBase):
             raise ValueError(f"patch_len ({self.patch_len}) must not exceed lookback ({self.lookback})")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        models = ("reprogram", "no-backbone", "attention-only", "dlinear")
-        if self.model not in models:
-            raise ValueError(f"model must be one of {models}, got {self.model!r}")
+        if self.model not in FORECAST_MODELS:
+            raise ValueError(f"model must be one of {FORECAST_MODELS}, got {self.model!r}")
+        for name, options in (
+            ("linear_path", LINEAR_PATHS), ("prototypes", PROTOTYPES), ("prompt_stats", PROMPT_STATS)
+        ):
+            if getattr(self, name) not in options:
+                raise ValueError(f"{name} must be one of {options}, got {getattr(self, name)!r}")
+        if not isinstance(self.prefix_cache, bool):
+            raise ValueError(f"prefix_cache must be True or False, got {self.prefix_cache!r}")
 
     @property
     def num_patches(self) -> int:
@@ -104,8 +137,11 @@ class ForecastConfig(ConfigBase):
 
 # Learning rates by model when none is given: the published ones where they exist (Time-LLM's ETTh1 script
 # 0.01; DLinear's 0.005), and 0.001 for the ablations, which diverge at 0.01 (measured on ETTh1 few-shot:
-# training loss above 8 after 20 steps for attention-only, above 1e5 for no-backbone).
-DEFAULT_LR = {"reprogram": 1e-2, "no-backbone": 1e-3, "attention-only": 1e-3, "dlinear": 5e-3}
+# training loss above 8 after 20 steps for attention-only, above 1e5 for no-backbone), and for the default
+# ``reprogram``, which shares their design (a correction, initialised at zero, of the linear path).
+DEFAULT_LR = {
+    "reprogram": 1e-3, "time-llm": 1e-2, "no-backbone": 1e-3, "attention-only": 1e-3, "dlinear": 5e-3,
+}
 FALLBACK_LR = 1e-3
 PRECISIONS = ("no", "bf16", "fp16")  # TrainConfig.mixed_precision (torch.autocast dtypes)
 
@@ -140,6 +176,10 @@ class TrainConfig(ConfigBase):
     )
     mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16 (Accelerate)"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+    validate_first: bool = field(
+        default=False,
+        metadata={"help": "validate before the first step too, so the starting weights are a candidate"},
+    )
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "eval_batch_size"):

@@ -121,7 +121,22 @@ class Reprogrammer(nn.Module):
         tokens = self.transform(z)  # (B', P, D), or the backbone's raw input (waveforms, images)
         n_prefix = 0
         given = dict(extras)
-        if self.prompt is not None:
+        constant = getattr(self.prompt, "constant_embeddings", None) if self.prompt is not None else None
+        if constant is not None and getattr(self.prompt, "cache", False):
+            # the prompt's constant text through the backbone once (its key/value cache), then only the
+            # per-series part and the data tokens at every call
+            cache = self._prefix_cache(constant)
+            series = self.prompt.series_tokens(z).to(tokens.dtype)  # (B', S_v, D)
+            n_prefix = int(series.shape[1])
+            tokens = torch.cat([series, tokens], dim=1)
+            given["past_key_values"] = cache
+            cached = cache.length + n_prefix
+            if "attention_mask" in given:
+                m = given["attention_mask"]
+                given["attention_mask"] = torch.cat([m.new_ones(m.shape[0], cached), m], dim=1)
+            if "attention_bias" in given:
+                given["attention_bias"] = F.pad(given["attention_bias"], (cached, 0, n_prefix, 0))
+        elif self.prompt is not None:
             prefix = self.prompt(z).to(tokens.dtype)  # (B', S_p, D)
             n_prefix = int(prefix.shape[1])
             tokens = torch.cat([prefix, tokens], dim=1)  # (B', S_p + P, D)
@@ -134,6 +149,21 @@ class Reprogrammer(nn.Module):
         if n_prefix and hidden.ndim == 3:
             hidden = hidden[:, n_prefix:]  # the head reads the data tokens; the prompt is context
         return hidden, state, extras, full
+
+    def _prefix_cache(self, constant: torch.Tensor) -> Any:
+        """The backbone's key/value cache of the prompt's constant text (computed once per device; the
+        backbone is frozen and the text constant, so it never goes stale)."""
+        caches: dict[Any, Any] = self.__dict__.setdefault("_prefix_caches", {})
+        key = (str(constant.device), constant.dtype)
+        if key not in caches:
+            if not hasattr(self.backbone, "prefix_cache"):
+                raise ValueError(
+                    f"the prompt asks for a prefix cache but the backbone "
+                    f"{getattr(self.backbone, 'name', type(self.backbone).__name__)!r} has none"
+                )
+            with torch.no_grad(), torch.autocast(constant.device.type, enabled=False):
+                caches[key] = self.backbone.prefix_cache(constant.unsqueeze(0).float())
+        return caches[key]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         hidden, state, extras, full = self._encode(x, trim=True)

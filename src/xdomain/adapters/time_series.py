@@ -31,11 +31,14 @@ class TimeSeriesAdapter(nn.Module):
 
     Args:
         eps: added to the variance before the square root (Time-LLM: 1e-5).
+        decode_mean: add the window's mean back when decoding (a forecast); ``False`` scales by the
+            window's std only (a correction added to another forecast, zero when the head outputs zero).
     """
 
-    def __init__(self, eps: float = 1e-5) -> None:
+    def __init__(self, eps: float = 1e-5, decode_mean: bool = True) -> None:
         super().__init__()
         self.eps = eps
+        self.decode_mean = decode_mean
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, SeriesState]:
         if x.ndim != 3:
@@ -49,7 +52,7 @@ class TimeSeriesAdapter(nn.Module):
         return (z - mean) / std, SeriesState(mean, std, b, n)
 
     def decode(self, y: torch.Tensor, state: SeriesState) -> torch.Tensor:
-        y = y * state.std + state.mean  # (B*N, H)
+        y = y * state.std + state.mean if self.decode_mean else y * state.std  # (B*N, H)
         return y.reshape(state.batch, state.channels, -1).permute(0, 2, 1)  # (B, H, N)
 
 

@@ -6,8 +6,11 @@ need: the hidden size, the frozen word-embedding matrix, and a tokenizer for tex
 
 Its forward takes, besides the input embeddings, what a transform or an adapter may need to say about the
 sequence: a padding mask (``attention_mask``), an additive attention bias (``attention_bias``, e.g. a
-graph's connectivity) and, for causal models, a cached prefix (``past_key_values``, from
-:meth:`LanguageBackbone.prefix_cache`: the keys and values of a constant text prompt, computed once).
+graph's connectivity) and a cached prefix (``past_key_values``, from :meth:`LanguageBackbone.prefix_cache`:
+the keys and values of a constant text prompt, computed once). For a causal model the cache is exact (no
+prefix token attends to a later one); for a masked LM it is a *self-attending* prefix, which attends only
+to itself while the tokens after it attend to it and to each other: a different model from the full
+bidirectional prompt, asked for explicitly and measured against it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import copy
 import hashlib
 import inspect
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -33,6 +37,25 @@ def _layer_list(model: nn.Module, num_layers: int) -> tuple[nn.Module, str, nn.M
                 return module, child_name, child
         del name
     raise ValueError(f"could not find the list of {num_layers} transformer layers in {type(model).__name__}")
+
+
+@dataclass
+class PrefixCache:
+    """The per-layer keys and values of a constant prefix, for the backbone (and tokenizer) that made them.
+
+    ``layers``: ``(keys, values)`` per layer, each ``(1, heads, P, head_dim)`` (broadcast over a batch);
+    ``self_attending``: made by a bidirectional model, whose prefix then attended only to itself.
+    """
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    length: int
+    backbone: str
+    tokenizer: str
+    self_attending: bool
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PrefixCache:
+        moved = [(k.to(device, dtype), v.to(device, dtype)) for k, v in self.layers]
+        return PrefixCache(moved, self.length, self.backbone, self.tokenizer, self.self_attending)
 
 
 class LanguageBackbone(nn.Module):
@@ -171,11 +194,16 @@ class LanguageBackbone(nn.Module):
         batch, length = int(inputs_embeds.shape[0]), int(inputs_embeds.shape[1])
         kwargs: dict[str, Any] = {}
         past = 0
-        if past_key_values is not None:
+        if isinstance(past_key_values, PrefixCache):
+            self._check_prefix(past_key_values)
+            kwargs[self._cache_argument()] = self._dynamic_cache(past_key_values, batch, inputs_embeds.dtype)
+            past = past_key_values.length
+        elif past_key_values is not None:
             if not self.is_causal:
                 raise ValueError(
                     f"a cached prefix (past_key_values) needs a causal backbone; {self.name!r} is "
-                    "bidirectional (every token attends to every other, so a prefix cannot be cached)"
+                    "bidirectional (every token attends to every other): use prefix_cache(..., "
+                    "self_attending=True) for a prefix that attends only to itself"
                 )
             cache = copy.deepcopy(past_key_values)  # the model appends to the cache it is given
             past = int(cache.get_seq_length())
@@ -185,6 +213,9 @@ class LanguageBackbone(nn.Module):
             elif cached_batch != batch:
                 raise ValueError(f"the cached prefix has batch {cached_batch}; expected 1 or {batch}")
             kwargs[self._cache_argument()] = cache
+        if past and not self.is_causal and attention_mask is not None and attention_bias is None:
+            # a bidirectional model builds no mask over cached keys itself: give it as an additive one
+            attention_bias = inputs_embeds.new_zeros(batch, length, past + length)
         if attention_mask is not None and tuple(attention_mask.shape) != (batch, past + length):
             raise ValueError(
                 f"attention_mask must be (B, P + S) = ({batch}, {past + length}), got "
@@ -228,18 +259,74 @@ class LanguageBackbone(nn.Module):
             out = out + (k > q).to(dtype) * low
         return out.clamp_min(low)
 
-    @torch.no_grad()
-    def prefix_cache(self, prefix_embeds: torch.Tensor) -> Any:
-        """The keys and values of a constant prefix ``(1 or B, P, hidden_size)`` (a text prompt), for
-        ``forward(..., past_key_values=...)``: the prefix is computed once, not at every call. Exact for
-        causal models, where no prefix token attends to a later one."""
-        if not self.is_causal:
-            raise ValueError(f"a prefix cache needs a causal backbone; {self.name!r} is bidirectional")
-        if prefix_embeds.ndim != 3 or prefix_embeds.shape[-1] != self.hidden_size:
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.tokenizer, "name_or_path", "") or type(self.tokenizer).__name__)
+
+    def _check_prefix(self, cache: PrefixCache) -> None:
+        if cache.tokenizer != self.tokenizer_name or cache.backbone != self.name:
             raise ValueError(
-                f"prefix_embeds must be (B, P, {self.hidden_size}), got {tuple(prefix_embeds.shape)}"
+                f"the cached prefix was made by backbone {cache.backbone!r} (tokenizer {cache.tokenizer!r}); "
+                f"this backbone is {self.name!r} (tokenizer {self.tokenizer_name!r}): make the cache with "
+                "this backbone's prefix_cache()"
             )
-        return self.model(inputs_embeds=prefix_embeds, use_cache=True).past_key_values
+        if cache.self_attending == self.is_causal:
+            kind = "causal" if self.is_causal else "bidirectional"
+            raise ValueError(f"the cached prefix (self_attending={cache.self_attending}) does not fit the "
+                             f"{kind} backbone {self.name!r}")
+
+    def _dynamic_cache(self, cache: PrefixCache, batch: int, dtype: torch.dtype) -> Any:
+        """A fresh transformers cache holding ``cache``'s keys and values expanded over ``batch`` (views:
+        the model's first concatenation is the only copy)."""
+        from transformers import DynamicCache
+
+        device = cache.layers[0][0].device.type if cache.layers else "cpu"
+        if torch.is_autocast_enabled(device):  # the model's keys come out in the autocast dtype
+            dtype = torch.get_autocast_dtype(device)
+        out = DynamicCache()
+        for i, (k, v) in enumerate(cache.layers):
+            out.update(k.to(dtype).expand(batch, -1, -1, -1), v.to(dtype).expand(batch, -1, -1, -1), i)
+        return out
+
+    @torch.no_grad()
+    def prefix_cache(self, prefix_embeds: torch.Tensor, self_attending: bool | None = None) -> PrefixCache:
+        """The keys and values of a constant prefix ``(1, P, hidden_size)`` (a text prompt), for
+        ``forward(..., past_key_values=...)``: the prefix is computed once, not at every call.
+
+        Exact for causal models (``self_attending`` must then be False or None). A bidirectional model
+        needs ``self_attending=True``: its prefix is computed alone, attending only to itself, and the
+        tokens after it attend to it (positions continue after it)."""
+        if self_attending is None:
+            self_attending = not self.is_causal
+        if self_attending == self.is_causal:
+            raise ValueError(
+                f"a prefix cache of the {'causal' if self.is_causal else 'bidirectional'} backbone "
+                f"{self.name!r} needs self_attending={not self.is_causal}, got {self_attending}"
+                + ("" if self.is_causal else " (a bidirectional prefix cannot be cached exactly)")
+            )
+        shape = tuple(prefix_embeds.shape)
+        if len(shape) != 3 or shape[0] != 1 or shape[-1] != self.hidden_size:
+            raise ValueError(
+                f"prefix_embeds must be (1, P, {self.hidden_size}), got {tuple(prefix_embeds.shape)}"
+            )
+        from transformers import DynamicCache
+
+        cache = DynamicCache()
+        # a bidirectional model (use_cache off) still writes every layer's keys and values into the cache
+        # it is given; a causal one returns it
+        self.model(inputs_embeds=prefix_embeds, use_cache=self.is_causal, **{self._cache_argument(): cache})
+        layers = []
+        for layer in cache.layers:
+            keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+            if not isinstance(keys, torch.Tensor) or not isinstance(values, torch.Tensor):
+                raise RuntimeError(f"the backbone {self.name!r} filled no key/value cache layer")
+            layers.append((keys.detach(), values.detach()))
+        if len(layers) != self.num_layers:
+            raise RuntimeError(
+                f"the backbone {self.name!r} filled {len(layers)} cache layers; expected {self.num_layers}"
+            )
+        length = int(prefix_embeds.shape[1])
+        return PrefixCache(layers, length, self.name, self.tokenizer_name, self_attending)
 
 
 # -- loading ---------------------------------------------------------------------------------------
@@ -338,4 +425,5 @@ BACKBONES.register("language")(load_backbone)
 for _alias in ALIASES:
     BACKBONES.register(_alias)(lambda num_layers=None, _a=_alias: load_backbone(_a, num_layers))
 
-__all__ = ["ALIASES", "LanguageBackbone", "load_backbone"]
+__all__ = [
+    "ALIASES", "LanguageBackbone", "PrefixCache", "load_backbone"]

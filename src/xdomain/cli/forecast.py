@@ -8,12 +8,20 @@ import sys
 from xdomain.backbones.language import load_backbone
 from xdomain.cli.common import OVERWRITE_HELP, Subparsers, config_from_args, set_threads
 from xdomain.cli.outdir import out_folder, write_run_marker
-from xdomain.config import PRECISIONS, ForecastConfig, TrainConfig
+from xdomain.config import (
+    FORECAST_MODELS,
+    LINEAR_PATHS,
+    PRECISIONS,
+    PROMPT_STATS,
+    PROTOTYPES,
+    ForecastConfig,
+    TrainConfig,
+)
 from xdomain.datasets.ett import DESCRIPTION, ett_splits
 from xdomain.estimators.forecasting import needs_backbone, plot_forecasts, results_table, run_ett
 from xdomain.reporting import write_results
 
-MODELS = ("reprogram", "no-backbone", "attention-only", "dlinear")
+MODELS = FORECAST_MODELS
 FORECAST_FILES = ("metrics.json", "metrics.md", "forecast.png")  # beside one checkpoint folder a model
 
 
@@ -43,10 +51,22 @@ def register(sub: Subparsers) -> None:
     p.add_argument("--horizon", type=int, default=96)
     p.add_argument("--no-prompt", action="store_true", help="disable Prompt-as-Prefix")
     p.add_argument("--num-prototypes", type=int, default=1000)
+    p.add_argument("--prototypes", default="kmeans", choices=PROTOTYPES,
+                   help="text prototypes: kmeans (trainable, from k-means of the word embeddings; default), "
+                   "kmeans-fixed, or map (Time-LLM's Linear(vocab -> prototypes))")
+    p.add_argument("--linear-path", default="fixed", choices=LINEAR_PATHS,
+                   help="the closed-form ridge path the model corrects (default fixed; off: no linear path)")
+    p.add_argument("--prompt-stats", default="digits", choices=PROMPT_STATS,
+                   help="the prompt's per-series statistics (default digits)")
+    p.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false",
+                   help="run the prompt's constant text through the backbone at every step")
+    p.add_argument("--patch-len", type=int, default=16)
+    p.add_argument("--stride", type=int, default=8)
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default: per model, reprogram 0.01, dlinear 0.005, ablations 0.001)")
+                   help="learning rate (default: per model, time-llm 0.01, dlinear 0.005, reprogram and the "
+                   "ablations 0.001)")
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument(
@@ -73,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args)
     models = [args.model] + [m for m in args.compare if m != args.model]
     # the flags named like TrainConfig's and ForecastConfig's fields; the others set here
-    train = config_from_args(TrainConfig, args, progress=not args.no_progress)
+    # validate_first: the models with a linear path start as the linear model, a candidate to keep
+    train = config_from_args(TrainConfig, args, progress=not args.no_progress, validate_first=True)
     description = DESCRIPTION if args.dataset.lower().startswith("ett") else ""
     configs = [
         config_from_args(ForecastConfig, args, model=m, prompt=not args.no_prompt, description=description)

@@ -1,10 +1,14 @@
 """Forecasting: the user-facing forecaster (pandas in, pandas out, a reprogrammed language model inside), the
 models it builds, and the ETT benchmark protocol.
 
-Models (``ForecastConfig.model``): ``reprogram`` is Time-LLM on a frozen language model; ``no-backbone``
-and ``attention-only`` are the ablations of Tan et al. (NeurIPS 2024): the same adapter, patch
-reprogramming and head, with the language model's layers removed or replaced by one trainable attention
-layer (no prompt: only the language model reads it); ``dlinear`` is the linear baseline.
+Models (``ForecastConfig.model``): ``reprogram`` is a closed-form linear path (ridge regression,
+:mod:`xdomain.baselines.ridge`) plus the correction of a reprogrammed frozen language model (patch
+reprogramming onto k-means text prototypes, a constant-first prompt whose constant text is cached, a
+flatten head initialised at zero), so it starts as the linear model and validation decides whether the
+language model improves on it; ``time-llm`` is Time-LLM as published; ``no-backbone`` and
+``attention-only`` are the ablations of Tan et al. (NeurIPS 2024) in the same design: the language model's
+layers removed or replaced by one trainable attention layer (no prompt: only the language model reads
+it); ``linear`` is the ridge path alone and ``dlinear`` DLinear.
 
 The ETT protocol (:func:`run_ett`): validation chooses (early stopping, best weights); the test split
 only reports, on every window. Used by ``xdomain forecast`` and ``benchmarks/forecast_etth1.py``.
@@ -12,6 +16,7 @@ only reports, on every window. Used by ``xdomain forecast`` and ``benchmarks/for
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -31,8 +36,9 @@ from xdomain.backbones.ablation import AttentionBackbone, IdentityBackbone
 from xdomain.backbones.language import LanguageBackbone
 from xdomain.backbones.loader import resolve_backbone
 from xdomain.baselines.dlinear import DLinear
+from xdomain.baselines.ridge import RidgeFit, RidgeForecaster
 from xdomain.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from xdomain.config import ForecastConfig, TrainConfig
+from xdomain.config import TIME_LLM, ForecastConfig, TrainConfig
 from xdomain.datasets.ett import ETTSplits, ett_splits
 from xdomain.datasets.frames import SeriesTable, WindowDataset, check_fill, few_shot_rows, frame_to_table
 from xdomain.estimators.schema import estimator_meta, json_param, read_estimator_meta
@@ -49,8 +55,39 @@ _FORECAST_FIELDS = {f.name for f in dataclasses.fields(ForecastConfig)}
 _TRAIN_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 
 
-# -- the forecasting models (Time-LLM and its ablations, DLinear) ----------------------------------------
-def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> Reprogrammer:
+# -- the forecasting models ------------------------------------------------------------------------------
+class ResidualForecaster(Reprogrammer):
+    """The linear path plus the reprogrammed model's correction: ``linear(x) + Reprogrammer(x)``.
+
+    ``linear`` is a :class:`RidgeForecaster` fitted in closed form before training
+    (:func:`fit_linear_path`); the Reprogrammer's head starts at zero and its adapter scales by each
+    window's std without adding its mean, so at initialisation the model *is* the linear forecaster, and
+    validation before the first step makes that start a candidate. Everything else (the trained tensors'
+    names, ``save`` / ``load_trained``, ``features``) is the Reprogrammer's.
+    """
+
+    def __init__(self, linear: RidgeForecaster, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.linear = linear
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.linear(x) + super().forward(x)
+        return out
+
+
+def _prompt(config: ForecastConfig) -> PromptAsPrefix | None:
+    if not config.prompt:
+        return None
+    if config.model == "time-llm":  # Time-LLM's template: the statistics as digits inside the text
+        return PromptAsPrefix(config.description, config.lookback, config.horizon, config.top_k_lags)
+    return PromptAsPrefix(
+        config.description, config.lookback, config.horizon, config.top_k_lags,
+        stats=config.prompt_stats, layout="constant-first", cache=config.prefix_cache,
+    )
+
+
+def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> nn.Module:
+    residual = config.linear_path != "off"
     transform = PatchReprogrammingTransform(
         patch_len=config.patch_len,
         stride=config.stride,
@@ -59,16 +96,18 @@ def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> Reprog
         d_keys=config.d_keys,
         num_prototypes=config.num_prototypes,
         dropout=config.dropout,
+        prototypes=config.prototypes,
     )
-    prefix = (
-        PromptAsPrefix(config.description, config.lookback, config.horizon, config.top_k_lags)
-        if prompt
-        else None
+    head = FlattenHead(config.horizon, d_ff=config.d_ff, dropout=config.dropout, zero_init=residual)
+    parts = dict(
+        backbone=backbone, transform=transform, head=head,
+        adapter=TimeSeriesAdapter(decode_mean=not residual),
+        prompt=_prompt(config) if prompt else None, lookback=config.lookback,
     )
-    head = FlattenHead(config.horizon, d_ff=config.d_ff, dropout=config.dropout)
-    return Reprogrammer(
-        backbone, transform, head, adapter=TimeSeriesAdapter(), prompt=prefix, lookback=config.lookback
-    )
+    if not residual:
+        return Reprogrammer(**parts)
+    linear = RidgeForecaster(config.lookback, config.horizon, trainable=config.linear_path == "trainable")
+    return ResidualForecaster(linear, **parts)
 
 
 def _language(config: ForecastConfig, backbone: LanguageBackbone | None) -> LanguageBackbone:
@@ -85,7 +124,17 @@ def _language(config: ForecastConfig, backbone: LanguageBackbone | None) -> Lang
 
 @MODELS.register("reprogram")
 def reprogram(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    """The linear path (``config.linear_path``) plus the reprogrammed language model's correction."""
     return _reprogrammer(config, _language(config, backbone), prompt=config.prompt)
+
+
+@MODELS.register("time-llm")
+def time_llm(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    """Time-LLM as published (Jin et al., ICLR 2024): no linear path, the Linear(vocab -> prototypes) map,
+    Prompt-as-Prefix with the statistics as digits inside the text (:data:`~xdomain.config.TIME_LLM`
+    overrides those fields; the others, patching included, are the config's)."""
+    faithful = ForecastConfig.from_dict({**config.to_dict(), **TIME_LLM})
+    return _reprogrammer(faithful, _language(config, backbone), prompt=config.prompt)
 
 
 @MODELS.register("no-backbone")
@@ -99,6 +148,12 @@ def attention_only(config: ForecastConfig, backbone: LanguageBackbone | None = N
     return _reprogrammer(config, AttentionBackbone(source, config.n_heads, config.dropout), prompt=False)
 
 
+@MODELS.register("linear")
+def linear(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
+    """Closed-form ridge regression (:mod:`xdomain.baselines.ridge`); no gradient training."""
+    return RidgeForecaster(config.lookback, config.horizon)
+
+
 @MODELS.register("dlinear")
 def dlinear(config: ForecastConfig, backbone: LanguageBackbone | None = None) -> nn.Module:
     return DLinear(config.lookback, config.horizon, config.moving_avg)
@@ -110,7 +165,80 @@ def build_model(config: ForecastConfig, backbone: LanguageBackbone | None = None
 
 
 def needs_backbone(config: ForecastConfig) -> bool:
-    return config.model != "dlinear"
+    return config.model not in ("dlinear", "linear")
+
+
+def linear_path(model: nn.Module) -> RidgeForecaster | None:
+    """The closed-form part of a model: the ridge forecaster itself, or a residual model's linear path."""
+    if isinstance(model, RidgeForecaster):
+        return model
+    if isinstance(model, ResidualForecaster):
+        return model.linear
+    return None
+
+
+def _holdout(train: WindowDataset, fraction: float = 0.2) -> tuple[WindowDataset, WindowDataset]:
+    """The training windows split in time within each series: the earlier ones fit, the last
+    ``fraction`` validate (a gap of one horizon between them, so no fitting target is a validation one)."""
+    fit_idx, val_idx = [], []
+    index = np.asarray(train.index)
+    for s in range(len(train.series)):
+        lo, hi = int(train.offsets[s]), int(train.offsets[s + 1])
+        mine = index[(index >= lo) & (index < hi)]
+        if len(mine) == 0:
+            continue
+        cut = lo + int((hi - lo) * (1 - fraction))
+        fit_idx.append(mine[mine < cut - train.horizon])
+        val_idx.append(mine[mine >= cut])
+    fit_ds, val_ds = copy.copy(train), copy.copy(train)
+    fit_ds.index, val_ds.index = np.concatenate(fit_idx), np.concatenate(val_idx)
+    if len(fit_ds) == 0 or len(val_ds) == 0:
+        raise ValueError(
+            f"too few training windows ({len(train)}) to choose the linear path's ridge strength on a "
+            "held-out part; give validation data (fit(train_df, val_df)) or a longer training frame"
+        )
+    return fit_ds, val_ds
+
+
+def fit_linear_path(model: nn.Module, train: WindowDataset, val: WindowDataset | None) -> RidgeFit | None:
+    """Fit a model's linear path in closed form, its ridge strength and RevIN chosen on ``val`` (without
+    one, on the last 20% of the training windows, and refitted on all of them). None if it has none."""
+    path = linear_path(model)
+    if path is None:
+        return None
+    if val is not None:
+        return path.fit_closed_form(train, val)
+    fit_ds, held = _holdout(train)
+    chosen = path.fit_closed_form(fit_ds, held)
+    refit = path.fit_closed_form(train, held, lambdas=[chosen.lam], revin=chosen.revin)
+    refit.candidates = chosen.candidates
+    return refit
+
+
+def train_forecaster(
+    model: nn.Module, config: ForecastConfig, train: TrainConfig, train_ds: WindowDataset,
+    val_ds: WindowDataset | None,
+) -> tuple[nn.Module, History]:
+    """Fit the linear path in closed form (if the model has one), then train the rest by gradient with
+    validation before the first step (the linear start is then a candidate). The linear model alone
+    trains no further."""
+    start = time.perf_counter()
+    fit = fit_linear_path(model, train_ds, val_ds)
+    closed_seconds = time.perf_counter() - start
+    if isinstance(model, RidgeForecaster):
+        assert fit is not None
+        history = History(steps=0, epochs=0.0, train_seconds=closed_seconds, stopped="closed form")
+        history.best_val_loss = fit.val_mse if val_ds is not None else math.inf
+        history.records.append({"step": 0.0, "epoch": 0.0, "val_loss": fit.val_mse, "lambda": fit.lam,
+                                "revin": float(fit.revin)})
+        model.eval()
+        return model, history
+    if fit is not None:
+        train = dataclasses.replace(train, validate_first=True)
+    trainer = Trainer(model, train, model_name=config.model)
+    history = trainer.fit(train_ds, val_ds)
+    history.train_seconds += closed_seconds
+    return trainer.model, history
 
 
 @ESTIMATORS.register("TimeSeriesForecaster")
@@ -120,11 +248,15 @@ class TimeSeriesForecaster(BaseEstimator):
     Args:
         backbone: alias (``minilm``), transformers name, local path, or a loaded :class:`LanguageBackbone`.
         lookback, horizon: input and output lengths.
-        model: ``reprogram`` (Time-LLM), or a baseline: ``no-backbone``, ``attention-only``, ``dlinear``.
+        model: ``reprogram`` (the default: a closed-form linear path plus the reprogrammed language
+            model's correction, initialised at zero), ``time-llm`` (Time-LLM as published), or a baseline:
+            ``no-backbone``, ``attention-only`` (the same design without the language model), ``linear``
+            (closed-form ridge regression), ``dlinear``.
         fill: what to do with NaN/inf values and with gaps in the time stamps (a missing hour of hourly
             data): None (an error naming the first one), ``ffill``, ``interpolate`` or ``zero``.
-        backbone_layers ... moving_avg: the model's settings, the fields of :class:`ForecastConfig`.
-        epochs ... progress: the training settings, the fields of :class:`TrainConfig`.
+        backbone_layers ... prefix_cache: the model's settings, the fields of :class:`ForecastConfig`.
+        epochs ... validate_first: the training settings, the fields of :class:`TrainConfig` (here
+            ``validate_first`` defaults to True; a model with a linear path always validates first).
 
     A scikit-learn estimator: the arguments are stored as given (``get_params``, ``set_params`` and
     ``clone`` see every one) and checked by :meth:`fit`; :attr:`config` and :attr:`train_config` are
@@ -160,6 +292,10 @@ class TimeSeriesForecaster(BaseEstimator):
         description: str = "",
         top_k_lags: int = 5,
         moving_avg: int = 25,
+        linear_path: str = "fixed",
+        prototypes: str = "kmeans",
+        prompt_stats: str = "digits",
+        prefix_cache: bool = True,
         # TrainConfig: the training
         epochs: int = 10,
         batch_size: int = 32,
@@ -175,6 +311,7 @@ class TimeSeriesForecaster(BaseEstimator):
         eval_batch_size: int = 256,
         mixed_precision: str = "no",
         progress: bool = True,
+        validate_first: bool = True,
     ) -> None:
         # scikit-learn's convention: store the arguments as given; they are validated by fit (and by the
         # ``config`` / ``train_config`` properties), so get_params, set_params and clone see them all
@@ -196,6 +333,10 @@ class TimeSeriesForecaster(BaseEstimator):
         self.description = description
         self.top_k_lags = top_k_lags
         self.moving_avg = moving_avg
+        self.linear_path = linear_path
+        self.prototypes = prototypes
+        self.prompt_stats = prompt_stats
+        self.prefix_cache = prefix_cache
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -210,6 +351,7 @@ class TimeSeriesForecaster(BaseEstimator):
         self.eval_batch_size = eval_batch_size
         self.mixed_precision = mixed_precision
         self.progress = progress
+        self.validate_first = validate_first
 
     # -- settings ---------------------------------------------------------------------------------
     @property
@@ -278,9 +420,9 @@ class TimeSeriesForecaster(BaseEstimator):
             ]
             val_ds = WindowDataset(segments, cfg.lookback, cfg.horizon, max_windows=tcfg.val_windows)
         model = self._build()
-        trainer = Trainer(model, tcfg, model_name=cfg.model)
-        self.history_: History | None = trainer.fit(train_ds, val_ds)
-        self.model_: nn.Module = trainer.model
+        self.model_: nn.Module
+        self.history_: History | None
+        self.model_, self.history_ = train_forecaster(model, cfg, tcfg, train_ds, val_ds)
         return self
 
     # -- inference --------------------------------------------------------------------------------
@@ -363,6 +505,12 @@ class TimeSeriesForecaster(BaseEstimator):
         Checkpoints of xdomain 0.1 (settings as ``forecast_config`` / ``train_config``) load too."""
         params, extra, history, meta = read_estimator_meta(path, cls, upgrade=_upgrade_meta)
         where = str(path)
+        if "linear_path" not in params:
+            # written before the linear path existed: "reprogram" was Time-LLM, and its ablations had
+            # Time-LLM's design too
+            params = {**params, **TIME_LLM}
+            if params.get("model") == "reprogram":
+                params["model"] = "time-llm"
         fc = cls(**params)
         try:
             config, _ = fc._check_settings()
@@ -458,6 +606,15 @@ class RunResult:
         return {k: v for k, v in dataclasses.asdict(self).items() if k != "forecaster"}
 
 
+def fitted_parameters(model: nn.Module) -> int:
+    """Parameters set from data: those trained by gradient and a linear path fitted in closed form."""
+    count = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    path = linear_path(model)
+    if path is not None and not path.weight.requires_grad:
+        count += path.weight.numel() + path.bias.numel()
+    return count
+
+
 def ett_datasets(
     splits: ETTSplits, config: ForecastConfig, train: TrainConfig
 ) -> tuple[WindowDataset, WindowDataset, WindowDataset]:
@@ -486,17 +643,16 @@ def run_ett(
     with PeakMemory() as memory:
         set_seed(train.seed)
         model = build_model(config, backbone)
-        trainer = Trainer(model, train, model_name=config.model)
-        history = trainer.fit(train_ds, val_ds)
+        model, history = train_forecaster(model, config, train, train_ds, val_ds)
         start = time.perf_counter()
-        test = trainer.evaluate(test_ds)
+        test = Trainer(model, train, model_name=config.model).evaluate(test_ds)
         infer_seconds = time.perf_counter() - start
     forecaster = TimeSeriesForecaster(
         backbone=backbone if backbone is not None else config.backbone,
         **{k: v for k, v in config.to_dict().items() if k != "backbone"},
         **train.to_dict(),
     )
-    forecaster.model_ = trainer.model
+    forecaster.model_ = model
     forecaster.history_ = history
     # the data were standardised with train statistics before the model saw them
     forecaster.scaler_ = {
@@ -508,7 +664,7 @@ def run_ett(
         mse=test["mse"],
         mae=test["mae"],
         val_mse=history.best_val_loss,
-        trainable_params=sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
+        trainable_params=fitted_parameters(model),
         train_windows=len(train_ds),
         test_windows=int(test["windows"]),
         steps=history.steps,
@@ -588,12 +744,17 @@ def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
 
 
 __all__ = [
+    "ResidualForecaster",
     "RunResult",
     "TimeSeriesForecaster",
     "build_model",
     "ett_datasets",
+    "fit_linear_path",
+    "fitted_parameters",
+    "linear_path",
     "needs_backbone",
     "plot_forecasts",
     "results_table",
     "run_ett",
+    "train_forecaster",
 ]

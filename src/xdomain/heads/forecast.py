@@ -18,14 +18,17 @@ class FlattenHead(nn.Module):
         horizon: output length H.
         d_ff: features kept per position (Time-LLM: 128; capped at the backbone's hidden size).
         dropout: after the projection.
+        zero_init: start the projection at zero (a correction head: the model it corrects is unchanged
+            until training moves it).
 
     Shapes:
         - input: ``(B', S, hidden_size)`` -> output: ``(B', H)``
     """
 
-    def __init__(self, horizon: int, d_ff: int = 128, dropout: float = 0.1) -> None:
+    def __init__(self, horizon: int, d_ff: int = 128, dropout: float = 0.1, zero_init: bool = False) -> None:
         super().__init__()
         self.horizon = horizon
+        self.zero_init = zero_init
         self.d_ff = d_ff
         self.dropout = dropout
         self.bound = False
@@ -47,6 +50,9 @@ class FlattenHead(nn.Module):
         self.features = min(self.d_ff, backbone.hidden_size)
         self.n_positions = n_positions
         self.linear = nn.Linear(self.features * n_positions, self.horizon)
+        if self.zero_init:
+            nn.init.zeros_(self.linear.weight)
+            nn.init.zeros_(self.linear.bias)
         self.drop = nn.Dropout(self.dropout)
         self.bound = True
         return self

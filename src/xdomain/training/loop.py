@@ -114,8 +114,9 @@ def train_loop(
     """Run ``step`` over ``config.epochs`` passes of ``loader`` (at most ``config.max_steps`` steps, within
     ``config.max_train_seconds`` of training time) and return the :class:`History`.
 
-    Every ``config.val_every`` steps (default: once an epoch) and after the last, a record of the mean
-    training loss since the last record is kept; ``validate()`` (if given) adds its entries, whose
+    Every ``config.val_every`` steps (default: once an epoch), after the last, and before the first
+    with ``config.validate_first``, a record of the mean training loss since the last record is kept;
+    ``validate()`` (if given) adds its entries, whose
     ``"val_loss"`` is minimised: its best is snapshot and restored at the end, and training stops after
     ``config.patience`` validations without improvement. Validation time is not training time.
     """
@@ -142,6 +143,17 @@ def train_loop(
     running, running_steps = 0.0, 0
     val_seconds = 0.0  # validation time is not training time
     done = False
+    if validate is not None and cfg.validate_first:
+        # the starting weights are a candidate too (a model initialised at a fitted baseline)
+        val_start = time.perf_counter()
+        record = {"step": 0.0, "epoch": 0.0, **validate()}
+        step.after_validation()
+        history.best_val_loss, history.best_step = record["val_loss"], 0
+        best = step.snapshot()
+        record.update(step.record())
+        history.records.append(record)
+        logger.info("step 0 (before training) val_loss=%.4f", record["val_loss"])
+        val_seconds += time.perf_counter() - val_start
     for epoch in range(cfg.epochs):
         step.begin_epoch(epoch)
         for batch in loader:

@@ -5,6 +5,12 @@ patch embeddings attend (multi-head cross-attention) over a small set of *text p
 linear mixtures of the frozen word-embedding matrix. The attention output, projected to the backbone's
 hidden size, is what the frozen language model reads.
 
+``prototypes`` chooses where the prototypes come from: ``"map"`` is Time-LLM's trainable
+``Linear(vocab -> num_prototypes)`` over the vocabulary (30.5M parameters for MiniLM's 30,522 words);
+``"kmeans"`` starts them at k-means centroids of the frozen word embeddings and trains them directly
+(``num_prototypes x hidden``: 0.38M for 1,000 MiniLM prototypes); ``"kmeans-fixed"`` keeps the centroids
+fixed (saved with the trained tensors, never recomputed on load).
+
 Departures from the official code, all for cost: the prototypes and their key/value projections are
 computed once and cached while the module is in eval mode (the official code recomputes them every
 forward), and the attention runs through ``scaled_dot_product_attention``.
@@ -19,8 +25,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from xdomain.config import num_patches
+from xdomain.config import PROTOTYPES, num_patches
 from xdomain.registry import TRANSFORMS
+
+_CENTROIDS: dict[tuple[Any, ...], torch.Tensor] = {}  # k-means of a frozen embedding matrix, per process
+
+
+def kmeans_centroids(points: torch.Tensor, k: int, seed: int = 0, iterations: int = 15) -> torch.Tensor:
+    """``k`` centroids of the rows of ``points`` ``(n, d)`` by Lloyd's algorithm from ``k`` seeded distinct
+    rows (a cluster that empties keeps its centre). Deterministic for a seed; cached per process for a
+    frozen matrix, so rebuilding a model does not cluster the vocabulary again."""
+    n = int(points.shape[0])
+    if not 0 < k <= n:
+        raise ValueError(f"num_prototypes must be in [1, {n}] (the vocabulary size) for k-means, got {k}")
+    key = (points.data_ptr(), tuple(points.shape), points.dtype, float(points[:2].sum()), k, seed, iterations)
+    cached = _CENTROIDS.get(key)
+    if cached is not None:
+        return cached.clone()
+    x = points.detach().float()
+    g = torch.Generator().manual_seed(seed)
+    centres = x[torch.randperm(n, generator=g)[:k]].clone()
+    sq = (x * x).sum(1, keepdim=True)
+    for _ in range(iterations):
+        # nearest centre by ||x||^2 - 2 x.c + ||c||^2 (one matrix product per iteration)
+        dist = sq - 2.0 * x @ centres.t() + (centres * centres).sum(1)[None, :]
+        assign = dist.argmin(1)
+        sums = torch.zeros_like(centres).index_add_(0, assign, x)
+        counts = torch.bincount(assign, minlength=k).to(x.dtype)[:, None]
+        centres = torch.where(counts > 0, sums / counts.clamp_min(1.0), centres)
+    _CENTROIDS[key] = centres.clone()
+    return centres
 
 
 class PatchEmbedding(nn.Module):
@@ -59,8 +93,10 @@ class PatchReprogrammingTransform(nn.Module):
         patch_len, stride: patching (Time-LLM: 16, 8).
         d_model: patch embedding width (32).
         n_heads, d_keys: the reprogramming attention (8 heads of 128).
-        num_prototypes: text prototypes mixed from the frozen vocabulary (1000).
+        num_prototypes: text prototypes (1000).
         dropout: on patch embeddings and attention weights.
+        prototypes: ``"map"`` (Time-LLM), ``"kmeans"`` or ``"kmeans-fixed"`` (see the module docstring).
+        seed: of the k-means start.
 
     Layers whose size depends on the backbone (vocabulary, hidden size) are created by :meth:`bind`.
 
@@ -78,8 +114,14 @@ class PatchReprogrammingTransform(nn.Module):
         d_keys: int = 128,
         num_prototypes: int = 1000,
         dropout: float = 0.1,
+        prototypes: str = "map",
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        if prototypes not in PROTOTYPES:
+            raise ValueError(f"prototypes must be one of {PROTOTYPES}, got {prototypes!r}")
+        self.prototype_source = prototypes
+        self.seed = seed
         self.patch_len = patch_len
         self.stride = stride
         self.d_model = d_model
@@ -98,7 +140,16 @@ class PatchReprogrammingTransform(nn.Module):
         vocab, hidden = backbone.vocab_size, backbone.hidden_size
         inner = self.n_heads * self.d_keys
         self.patch_embedding = PatchEmbedding(self.patch_len, self.stride, self.d_model, self.dropout)
-        self.prototype_map = nn.Linear(vocab, self.num_prototypes)  # mixes the vocabulary into prototypes
+        if self.prototype_source == "map":
+            self.prototype_map = nn.Linear(vocab, self.num_prototypes)  # mixes the vocabulary into prototypes
+        else:
+            emb = backbone.word_embeddings.detach()
+            centres = kmeans_centroids(emb.cpu(), self.num_prototypes, self.seed).to(emb.device)
+            if self.prototype_source == "kmeans":
+                self.prototype_matrix = nn.Parameter(centres)
+            else:  # fixed: a buffer saved with the trained tensors (see learned_buffers)
+                self.register_buffer("prototype_matrix", centres)
+                self.learned_buffers = ("prototype_matrix",)
         self.query = nn.Linear(self.d_model, inner)
         self.key = nn.Linear(hidden, inner)
         self.value = nn.Linear(hidden, inner)
@@ -122,9 +173,13 @@ class PatchReprogrammingTransform(nn.Module):
         return num_patches(lookback, self.patch_len, self.stride)
 
     def _keys_values(self) -> tuple[torch.Tensor, torch.Tensor]:
+        source = (
+            (self.prototype_map.weight, self.prototype_map.bias)
+            if self.prototype_source == "map"
+            else (self.prototype_matrix,)
+        )
         params = (
-            self.prototype_map.weight,
-            self.prototype_map.bias,
+            *source,
             self.key.weight,
             self.key.bias,
             self.value.weight,
@@ -155,6 +210,8 @@ class PatchReprogrammingTransform(nn.Module):
 
     def prototypes(self) -> torch.Tensor:
         """The current text prototypes, ``(num_prototypes, hidden_size)``."""
+        if self.prototype_source != "map":
+            return self.prototype_matrix
         return self.prototype_map(self.word_embeddings.t()).t()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

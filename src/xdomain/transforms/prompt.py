@@ -11,6 +11,17 @@ batch. Here the constant text is tokenised and embedded once (:meth:`PromptAsPre
 number is written digit by digit with single-token digits (``+01.234``; lags zero-padded to a fixed
 width), so every prompt in a batch has the same length and is assembled by tensor arithmetic. Values
 are those of the normalised input, clamped to +-99.999.
+
+``layout="constant-first"`` reorders the template so that all constant text comes first::
+
+    Dataset description: <description> Task description: forecast the next <H> steps given the previous
+    <L> steps information; Input statistics (min, max, median, trend, top <k> lags): <v>, <v>, <v>,
+    <upward|downward>, <lag>, <lag>, ... .
+
+so that its keys and values can be computed once (:attr:`PromptAsPrefix.constant_embeddings`, used by the
+Reprogrammer with the backbone's prefix cache). ``stats`` says how the per-series part is given: as the
+digits above, as ``soft_tokens`` learned soft tokens (a small MLP from the same statistics into the
+embedding space), or not at all.
 """
 
 from __future__ import annotations
@@ -20,7 +31,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from xdomain.config import PROMPT_STATS
 from xdomain.registry import TRANSFORMS
+
+PROMPT_LAYOUTS = ("interleaved", "constant-first")
 
 _INT_DIGITS = 2
 _FRAC_DIGITS = 3
@@ -56,14 +70,45 @@ class PromptAsPrefix(nn.Module):
         description: one or two sentences about the data set.
         lookback, horizon: quoted in the task description.
         top_k_lags: how many autocorrelation lags to quote.
+        stats: ``"digits"``, ``"soft"`` or ``"off"`` (see the module docstring).
+        layout: ``"interleaved"`` (Time-LLM's) or ``"constant-first"`` (needed by ``stats`` other than
+            digits, and by a prefix cache).
+        soft_tokens: the number of learned tokens of ``stats="soft"``.
+        cache: whether a Reprogrammer should compute the constant text once through the backbone's
+            prefix cache (``layout="constant-first"`` only).
 
     Shapes:
         - input: ``(B', L)`` normalised series
         - output: ``(B', S_prompt, hidden_size)`` (``S_prompt`` is the same for every series)
     """
 
-    def __init__(self, description: str = "", lookback: int = 512, horizon: int = 96, top_k_lags: int = 5):
+    def __init__(
+        self,
+        description: str = "",
+        lookback: int = 512,
+        horizon: int = 96,
+        top_k_lags: int = 5,
+        stats: str = "digits",
+        layout: str = "interleaved",
+        soft_tokens: int = 4,
+        cache: bool = False,
+    ):
         super().__init__()
+        if stats not in PROMPT_STATS:
+            raise ValueError(f"stats must be one of {PROMPT_STATS}, got {stats!r}")
+        if layout not in PROMPT_LAYOUTS:
+            raise ValueError(f"layout must be one of {PROMPT_LAYOUTS}, got {layout!r}")
+        if layout == "interleaved" and (stats != "digits" or cache):
+            raise ValueError(
+                f"layout='interleaved' writes the statistics as digits between constant text and cannot be "
+                f"cached; got stats={stats!r}, cache={cache!r}: use layout='constant-first'"
+            )
+        if not isinstance(soft_tokens, int) or soft_tokens <= 0:
+            raise ValueError(f"soft_tokens must be a positive integer, got {soft_tokens!r}")
+        self.stats = stats
+        self.layout = layout
+        self.soft_tokens = soft_tokens
+        self.cache = cache
         self.description = description or "a collection of time series observed at regular intervals."
         self.lookback = lookback
         self.horizon = horizon
@@ -104,6 +149,12 @@ class PromptAsPrefix(nn.Module):
         self.lag_width = len(str(self.lookback))
         k = min(self.top_k_lags, max(self.lookback // 2, 1))
 
+        if self.layout == "constant-first":
+            self._bind_constant_first(backbone, k)
+            self._source = (backbone,)
+            self.num_lags = k
+            self.bound = True
+            return self
         # the constant text, between the variable slots
         texts = [
             f"Dataset description: {self.description} Task description: forecast the next "
@@ -135,9 +186,87 @@ class PromptAsPrefix(nn.Module):
         self.bound = True
         return self
 
+    def _bind_constant_first(self, backbone: Any, k: int) -> None:
+        fields = {"digits": f" (min, max, median, trend, top {k} lags):", "soft": ":", "off": "."}
+        text = (
+            f"Dataset description: {self.description} Task description: forecast the next {self.horizon} "
+            f"steps given the previous {self.lookback} steps information; Input statistics"
+            + fields[self.stats]
+        )
+        ids = torch.tensor(backbone.token_ids(text))
+        with torch.no_grad():
+            const_emb = backbone.embed_ids(ids.to(backbone.word_embeddings.device)).detach()  # (S_c, D)
+        self.register_buffer("template_embeddings", const_emb, persistent=False)
+        self.register_buffer("var_positions", torch.zeros(0, dtype=torch.long), persistent=False)
+        if self.stats == "soft":
+            # min, max, median, trend and the lags (as fractions of the lookback) -> soft tokens, scaled
+            # like the word embeddings
+            hidden = backbone.hidden_size
+            self.stats_mlp = nn.Sequential(
+                nn.Linear(4 + k, 64), nn.GELU(), nn.Linear(64, self.soft_tokens * hidden)
+            )
+            scale = float(backbone.word_embeddings.detach().float().std())
+            self.register_buffer("soft_scale", torch.tensor(scale), persistent=False)
+        elif self.stats == "digits":
+            self.period_id = self._single_token(backbone, ".")
+
+    @property
+    def constant_embeddings(self) -> torch.Tensor | None:
+        """The constant text's embeddings ``(S_c, D)`` when it all comes first (else None)."""
+        return self.template_embeddings if self.layout == "constant-first" else None
+
+    @property
+    def num_series_tokens(self) -> int:
+        """Tokens per series after the constant text (``layout="constant-first"``)."""
+        if self.stats == "off":
+            return 0
+        if self.stats == "soft":
+            return self.soft_tokens
+        trend = int(self.trend_ids.shape[1])
+        return 3 * (_VALUE_TOKENS + 1) + trend + 1 + self.num_lags * (self.lag_width + 1)
+
     @property
     def length(self) -> int:
+        if self.layout == "constant-first":
+            return int(self.template_embeddings.shape[0]) + self.num_series_tokens
         return int(self.template_embeddings.shape[0])
+
+    def series_tokens(self, z: torch.Tensor) -> torch.Tensor:
+        """The per-series part of a constant-first prompt, ``(B', num_series_tokens, D)``."""
+        backbone = self._source[0]
+        hidden = backbone.hidden_size
+        if self.stats == "off":
+            return z.new_zeros(z.shape[0], 0, hidden)
+        stats = series_statistics(z.detach(), self.num_lags)
+        if self.stats == "soft":
+            feats = torch.cat(
+                [
+                    torch.stack(
+                        [stats["min"], stats["max"], stats["median"], stats["trend"].to(z.dtype)], -1
+                    ),
+                    stats["lags"].to(z.dtype) / self.lookback,
+                ],
+                dim=-1,
+            ).clamp(-100.0, 100.0)
+            mlp: Any = self.stats_mlp
+            out: torch.Tensor = mlp(feats.to(mlp[0].weight.dtype))
+            scale: Any = self.soft_scale
+            return out.view(z.shape[0], self.soft_tokens, hidden) * scale
+        comma = torch.full((z.shape[0], 1), self.comma_id, device=z.device, dtype=torch.long)
+        trend = self.trend_ids[(stats["trend"] < 0).long()]
+        ids = torch.cat(
+            [
+                self._value_ids(stats["min"]), comma,
+                self._value_ids(stats["max"]), comma,
+                self._value_ids(stats["median"]), comma,
+                trend, comma,
+                self._lag_ids(stats["lags"]),
+                torch.full_like(comma, self.period_id),
+            ],
+            dim=-1,
+        )
+        emb: torch.Tensor = backbone.embed_ids(ids)
+        return emb
 
     def _value_ids(self, v: torch.Tensor) -> torch.Tensor:
         """``(B',)`` floats -> ``(B', 7)`` token ids of ``+dd.ddd``."""
@@ -173,10 +302,14 @@ class PromptAsPrefix(nn.Module):
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if not self.bound:
             raise RuntimeError("PromptAsPrefix is not bound to a backbone; call bind(backbone)")
+        if self.layout == "constant-first":
+            series = self.series_tokens(z)
+            const = self.template_embeddings.unsqueeze(0).expand(z.shape[0], -1, -1)
+            return torch.cat([const.to(series.dtype), series], dim=1)
         var = self._source[0].embed_ids(self.token_ids(z.detach()))  # (B', n_var, D)
         out = self.template_embeddings.unsqueeze(0).expand(z.shape[0], -1, -1).clone()  # (B', S_p, D)
         out[:, self.var_positions] = var.to(out.dtype)
         return out
 
 
-__all__ = ["PromptAsPrefix", "series_statistics"]
+__all__ = ["PROMPT_LAYOUTS", "PromptAsPrefix", "series_statistics"]
