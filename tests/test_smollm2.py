@@ -25,8 +25,15 @@ def test_smollm2_loads_as_a_frozen_causal_backbone_and_reprograms(tmp_path, monk
     assert not any(p.requires_grad for p in backbone.parameters())
     config = ForecastConfig(lookback=64, horizon=8, patch_len=8, stride=4, num_prototypes=16, d_keys=8,
                             n_heads=2, backbone="smollm2-135m", backbone_layers=2)
-    model = build_model(config, backbone).eval()
-    with torch.no_grad():
-        out = model(torch.randn(2, 64, 3))
-    assert out.shape == (2, 8, 3)
-    assert torch.isfinite(out).all()
+    x = torch.randn(2, 64, 3)
+    outputs = []
+    for cache in (True, False):
+        # the default design, its prompt's constant text cached (exact on a causal model) or not
+        torch.manual_seed(0)
+        model = build_model(ForecastConfig.from_dict({**config.to_dict(), "linear_path": "off",
+                                                      "prefix_cache": cache}), backbone).eval()
+        with torch.no_grad():
+            outputs.append(model(x))
+    assert outputs[0].shape == (2, 8, 3)
+    assert torch.isfinite(outputs[0]).all()
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=1e-4, atol=1e-4)

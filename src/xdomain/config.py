@@ -144,6 +144,9 @@ DEFAULT_LR = {
 }
 FALLBACK_LR = 1e-3
 PRECISIONS = ("no", "bf16", "fp16")  # TrainConfig.mixed_precision (torch.autocast dtypes)
+# TrainConfig.lr_schedule: Time-LLM's OneCycle shape (warm-up, cosine), or DLinear's "type1" (the rate halved
+# after every epoch, LTSF-Linear's run_longExp.py default), or none
+LR_SCHEDULES = ("warmup-cosine", "halving", "constant")
 
 
 @dataclass
@@ -176,6 +179,10 @@ class TrainConfig(ConfigBase):
     )
     mixed_precision: str = field(default="no", metadata={"help": "no | bf16 | fp16 (Accelerate)"})
     progress: bool = field(default=True, metadata={"help": "show tqdm progress bars"})
+    lr_schedule: str = field(
+        default="warmup-cosine",
+        metadata={"help": "warmup-cosine | halving (DLinear's: halved after every epoch) | constant"},
+    )
     validate_first: bool = field(
         default=False,
         metadata={"help": "validate before the first step too, so the starting weights are a candidate"},
@@ -202,6 +209,8 @@ class TrainConfig(ConfigBase):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
         if self.mixed_precision not in PRECISIONS:
             raise ValueError(f"mixed_precision must be 'no', 'bf16' or 'fp16', got {self.mixed_precision!r}")
 

@@ -11,6 +11,7 @@ from xdomain.cli.outdir import out_folder, write_run_marker
 from xdomain.config import (
     FORECAST_MODELS,
     LINEAR_PATHS,
+    LR_SCHEDULES,
     PRECISIONS,
     PROMPT_STATS,
     PROTOTYPES,
@@ -68,6 +69,9 @@ def register(sub: Subparsers) -> None:
                    help="learning rate (default: per model, time-llm 0.01, dlinear 0.005, reprogram and the "
                    "ablations 0.001)")
     p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--lr-schedule", default="warmup-cosine", choices=LR_SCHEDULES,
+                   help="warmup-cosine (default), halving (DLinear's recipe: halved after every epoch), "
+                   "constant")
     p.add_argument("--seed", type=int, default=2021)
     p.add_argument(
         "--train-fraction",

@@ -311,6 +311,7 @@ class TimeSeriesForecaster(BaseEstimator):
         eval_batch_size: int = 256,
         mixed_precision: str = "no",
         progress: bool = True,
+        lr_schedule: str = "warmup-cosine",
         validate_first: bool = True,
     ) -> None:
         # scikit-learn's convention: store the arguments as given; they are validated by fit (and by the
@@ -351,6 +352,7 @@ class TimeSeriesForecaster(BaseEstimator):
         self.eval_batch_size = eval_batch_size
         self.mixed_precision = mixed_precision
         self.progress = progress
+        self.lr_schedule = lr_schedule
         self.validate_first = validate_first
 
     # -- settings ---------------------------------------------------------------------------------
@@ -482,6 +484,96 @@ class TimeSeriesForecaster(BaseEstimator):
             ignore_index=True,
         )
 
+    # -- evaluation -------------------------------------------------------------------------------
+    def _known(self, table: SeriesTable) -> None:
+        pairs = zip(table.names, table.labels, strict=True)
+        unknown = [label for name, label in pairs if name not in self.scaler_]
+        if unknown:
+            raise ValueError(
+                f"df has series {unknown} that the model never saw in training; expected some of "
+                f"{sorted(self.scaler_)} (a forecaster scales each series by its training statistics)"
+            )
+
+    def cross_validation(
+        self, df: pd.DataFrame, n_windows: int = 1, step_size: int | None = None, refit: bool = False
+    ) -> pd.DataFrame:
+        """Backtest on the last ``n_windows`` forecast windows of each series, ``step_size`` steps apart
+        (default: the horizon), the last ending at the series' last row; each forecast reads the
+        ``lookback`` rows before its cutoff. As in NeuralForecast / statsforecast, a long DataFrame:
+        ``unique_id, ds, cutoff, y, y_hat`` (``cutoff``: the last time stamp the forecast saw).
+
+        ``refit=False`` (default) forecasts every window with the fitted model; ``refit=True`` fits a
+        fresh copy (same settings) on each series' rows up to each cutoff first (slow: one fit a window).
+        """
+        self._check_fitted()
+        cfg = self.config
+        for name, value in (("n_windows", n_windows), ("step_size", step_size)):
+            if value is not None and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+                                      or value <= 0):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        step = int(step_size) if step_size is not None else cfg.horizon
+        table = frame_to_table(df, self.fill, min_length=1)
+        self._known(table)
+        span = (int(n_windows) - 1) * step + cfg.horizon  # rows from the first cutoff to the end
+        for label, arr in zip(table.labels, table.arrays, strict=True):
+            if len(arr) < cfg.lookback + span:
+                raise ValueError(
+                    f"series {label!r} has {len(arr)} rows; {n_windows} window(s) of horizon {cfg.horizon}, "
+                    f"{step} steps apart, after a lookback of {cfg.lookback} need at least "
+                    f"{cfg.lookback + span}"
+                )
+        frames = []
+        scaled = self._scaled(table)
+        for i, (label, arr) in enumerate(zip(table.labels, table.arrays, strict=True)):
+            stamps = _stamps(table, i)
+            cuts = [len(arr) - span + k * step for k in range(int(n_windows))]  # first forecast row
+            if refit:
+                preds = [self._refit_forecast(table, i, cut) for cut in cuts]
+            else:
+                x = np.stack([scaled[i][c - cfg.lookback : c] for c in cuts])[:, :, None]
+                mean, std = self._scaler(table.names[i], arr)
+                preds = list(self.predict_array(x)[:, :, 0] * std + mean)
+            for cut, pred in zip(cuts, preds, strict=True):
+                frames.append(pd.DataFrame({
+                    "unique_id": label,
+                    "ds": stamps[cut : cut + cfg.horizon],
+                    "cutoff": stamps[cut - 1],
+                    "y": arr[cut : cut + cfg.horizon].astype(np.float64),
+                    "y_hat": np.asarray(pred, dtype=np.float64),
+                }))
+        return pd.concat(frames, ignore_index=True)
+
+    def _refit_forecast(self, table: SeriesTable, i: int, cut: int) -> np.ndarray:
+        from sklearn.base import clone
+
+        history = pd.DataFrame({table.labels[i]: table.arrays[i][:cut]}, index=_stamps(table, i)[:cut])
+        fresh = clone(self)
+        fresh.fit(history)
+        return fresh.predict(history).iloc[:, 0].to_numpy()
+
+    def evaluate(
+        self, df: pd.DataFrame, n_windows: int | None = None, step_size: int | None = None
+    ) -> dict[str, float]:
+        """MSE and MAE of the forecasts over ``df``: by default over every window (``lookback`` rows in,
+        the next ``horizon`` out, every start; a progress bar), else over :meth:`cross_validation`'s
+        windows. Errors are on the standardised scale (each series by its training mean and std, as the
+        ETT benchmarks report); :meth:`cross_validation` gives the forecasts in the data's units."""
+        model = self._check_fitted()
+        cfg = self.config
+        if n_windows is not None:
+            cv = self.cross_validation(df, n_windows=n_windows, step_size=step_size)
+            scale = np.array([self.scaler_[str(u)][1] for u in cv["unique_id"]])
+            err = (cv["y_hat"] - cv["y"]).to_numpy()
+            return {"mse": float(np.mean((err / scale) ** 2)), "mae": float(np.mean(np.abs(err / scale))),
+                    "windows": float(len(cv) // cfg.horizon)}
+        if step_size is not None:
+            raise ValueError(f"step_size needs n_windows (got step_size={step_size!r}, n_windows=None)")
+        table = frame_to_table(df, self.fill, min_length=cfg.lookback + cfg.horizon)
+        self._known(table)
+        scaled = WindowDataset(self._scaled(table), cfg.lookback, cfg.horizon)
+        out = Trainer(model, self.train_config).evaluate(scaled)
+        return {"mse": out["mse"], "mae": out["mae"], "windows": out["windows"]}
+
     # -- persistence ------------------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> None:
         """Write only the trained tensors (safetensors) and the settings (JSON) into folder ``path``
@@ -538,6 +630,17 @@ class TimeSeriesForecaster(BaseEstimator):
         fc.scaler_ = scaler
         fc.history_ = history
         return fc
+
+
+def _stamps(table: SeriesTable, i: int) -> pd.Index:
+    """The time stamps of series ``i`` of ``table``: back from its last stamp by its frequency (an
+    integer index by 1; no index at all: positions 0 .. T-1)."""
+    n, last, freq = len(table.arrays[i]), table.last_stamp[i], table.freqs[i]
+    if freq is not None:
+        return pd.date_range(end=last, periods=n, freq=freq)
+    if isinstance(last, (int, np.integer)):
+        return pd.RangeIndex(int(last) - n + 1, int(last) + 1)
+    return pd.RangeIndex(0, n)
 
 
 def _upgrade_meta(meta: dict[str, Any], where: str) -> dict[str, Any]:
@@ -724,8 +827,12 @@ def plot_forecasts(
     return out
 
 
-def results_table(results: list[RunResult], baseline: str = "dlinear") -> str:
-    """A markdown table of the runs, with each MSE as a ratio to the baseline's (when it ran)."""
+def results_table(results: list[RunResult], baseline: str | None = None) -> str:
+    """A markdown table of the runs, with each MSE as a ratio to the baseline's (default: the linear
+    model's, else DLinear's, when it ran)."""
+    if baseline is None:
+        ran = {r.model for r in results}
+        baseline = next((m for m in ("linear", "dlinear") if m in ran), "linear")
     base = next((r for r in results if r.model == baseline), None)
     lines = [
         "| model | test MSE | test MAE | MSE / " + baseline + " | val MSE | trainable params | train windows "

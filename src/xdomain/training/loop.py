@@ -66,6 +66,17 @@ def warmup_cosine(total: int, warmup: float = 0.2, floor: float = 0.04) -> Any:
     return factor
 
 
+def lr_factor(schedule: str, steps_per_epoch: int, total: int) -> Any:
+    """The learning-rate factor per step of a :data:`~xdomain.config.LR_SCHEDULES` name."""
+    if schedule == "warmup-cosine":
+        return warmup_cosine(max(total, 1))
+    if schedule == "halving":  # DLinear's type1: lr * 0.5 ** epoch
+        return lambda step: 0.5 ** (step // max(steps_per_epoch, 1))
+    if schedule == "constant":
+        return lambda step: 1.0
+    raise ValueError(f"unknown lr_schedule {schedule!r}")
+
+
 class TrainStep:
     """What :func:`train_loop` calls to turn one batch into one update (subclass per training method).
 
@@ -217,4 +228,6 @@ def train_loop(
     return history
 
 
-__all__ = ["History", "TrainStep", "restore_trained", "snapshot_trained", "train_loop", "warmup_cosine"]
+__all__ = [
+    "History", "TrainStep", "lr_factor", "restore_trained", "snapshot_trained", "train_loop", "warmup_cosine",
+]

@@ -55,10 +55,10 @@ from xdomain.training.batches import (
 from xdomain.training.loop import (
     History,
     TrainStep,
+    lr_factor,
     restore_trained,
     snapshot_trained,
     train_loop,
-    warmup_cosine,
 )
 from xdomain.training.losses import IGNORE_INDEX, LOSSES, compute_loss, model_penalty
 from xdomain.training.metrics import ErrorAccumulator
@@ -143,7 +143,8 @@ def set_seed(seed: int) -> None:
 class GradientStep(TrainStep):
     """The gradient step of :class:`Trainer`: forward under autocast, the (weighted) loss plus any
     penalty, backward (loss-scaled for fp16), an AdamW step on the trainable parameters and the
-    warm-up/cosine schedule (:func:`~xdomain.training.loop.warmup_cosine`). Under several processes each
+    learning-rate schedule of ``config.lr_schedule`` (default the warm-up/cosine of
+    :func:`~xdomain.training.loop.warmup_cosine`). Under several processes each
     trains on its share of the global batch (:func:`~xdomain.training.batches.shard_batch`) and the
     gradients are all-reduced."""
 
@@ -161,7 +162,8 @@ class GradientStep(TrainStep):
         # (:func:`shard_batch`), so K processes take the same optimisation steps as one
         self.model, self.optimizer = acc.prepare(t.model, optimizer)
         self.world, self.rank = acc.num_processes, acc.process_index
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, warmup_cosine(max(total, 1)))
+        schedule = lr_factor(cfg.lr_schedule, steps_per_epoch, total)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedule)
         # fp16 needs loss scaling; bf16 and fp32 do not (the scaler is then a no-op)
         self.scaler = torch.amp.GradScaler(acc.device.type, enabled=cfg.mixed_precision == "fp16")
 
@@ -339,7 +341,12 @@ class Trainer:
         errors = ErrorAccumulator()
         windows = 0
         total_loss, correct, scored = 0.0, 0, 0
-        for batch in loader:
+        batches = loader
+        if self.config.progress and acc.is_local_main_process and len(loader) > 1:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(loader, desc="evaluate", unit="batch", leave=False)
+        for batch in batches:
             x, y, _ = split_batch(batch)
             with autocast(self.config.mixed_precision, acc.device):
                 pred = _call(model, to_device(x, acc.device)).float()
