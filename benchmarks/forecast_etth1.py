@@ -51,7 +51,8 @@ from xdomain.training.trainer import set_seed
 RESULTS = Path(__file__).resolve().parent / "results"
 NOTES = """Columns: MSE/MAE on standardised data over every test window and channel; `MSE / linear` the
 ratio to the closed-form ridge model fitted in the same run (`MSE / dlinear` where it did not run);
-`trainable params` the parameters set from data (a linear path fitted in closed form included); `val MSE` the best validation loss (it chose the weights);
+`trainable params` the parameters set from data (a linear path fitted in closed form included); `val MSE`
+the best validation loss (it chose the weights);
 `s / epoch` training seconds (validation excluded) divided by the epochs run; `infer windows / s` test windows
 (one channel each) per second; `peak MB` the process's peak RSS during the model's run, which includes
 the loaded MiniLM and whatever earlier runs in the process left allocated (an upper bound, not a
@@ -152,15 +153,48 @@ def cost_table(costs: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def write_table(
+    args: argparse.Namespace, doc: dict[str, Any], dataset: str, results: list[Any], complete: bool
+) -> Path:
+    table = results_table(results)
+    doc["results"] = [r.row() for r in results]
+    doc["complete"] = complete
+    default = RESULTS / f"forecast_{dataset.lower()}_{args.protocol}{'_' + args.tag if args.tag else ''}"
+    stem = Path(args.out) if args.out else default
+    md = [
+        f"# {dataset}, {args.protocol}, lookback {args.lookback}, horizon {args.horizon}",
+        "",
+        f"Command: `{doc['command']}`",
+        "",
+        f"Learning rates: {doc['model_lr']}",
+        "",
+        table,
+        "",
+        f"Target test MSE ({args.protocol}, the default reprogrammed model): <= {TARGETS[args.protocol]}",
+        "",
+        NOTES,
+    ]
+    if not complete:
+        md[1:1] = ["", f"PARTIAL: {len(results)} of {len(args.models)} models so far."]
+    if "step_costs" in doc:
+        costs = doc["step_costs"]
+        assert isinstance(costs, list)
+        md += ["", "Step cost and inference speed of `reprogram` (one batch, median of 3 after a warm-up):",
+               "", cost_table(costs)]
+    write_results(stem, "\n".join(md), doc)
+    print(f"wrote {stem}.json and {stem}.md", flush=True)
+    return stem
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--protocol", default="few-shot", choices=("few-shot", "full"))
     p.add_argument("--models", nargs="+",
                    default=["reprogram", "time-llm", "no-backbone", "attention-only", "linear", "dlinear"])
     p.add_argument("--patch-len", type=int, default=16)
-    p.add_argument("--stride", type=int, default=8)
+    p.add_argument("--stride", type=int, default=None, help="default: the model's (ForecastConfig)")
     p.add_argument("--prototypes", default="kmeans")
-    p.add_argument("--prompt-stats", default="digits")
+    p.add_argument("--prompt-stats", default="soft")
     p.add_argument("--linear-path", default="fixed")
     p.add_argument("--precision", default="no", choices=("no", "bf16"), help="autocast for training and test")
     p.add_argument("--dataset", default="ETTh1")
@@ -300,30 +334,9 @@ def main(argv: list[str] | None = None) -> int:
               f"({r.steps} steps, {r.stopped})", flush=True)
         results.append(r)
         r.forecaster = None  # free the model before the next one
-    table = results_table(results)
-    doc["results"] = [r.row() for r in results]
-    print(table)
-    default = RESULTS / f"forecast_{splits.name.lower()}_{args.protocol}{'_' + args.tag if args.tag else ''}"
-    stem = Path(args.out) if args.out else default
-    md = [
-        f"# {splits.name}, {args.protocol}, lookback {args.lookback}, horizon {args.horizon}",
-        "",
-        f"Command: `{doc['command']}`",
-        "",
-        f"Learning rates: {doc['model_lr']}",
-        "",
-        table,
-        "",
-        f"Target test MSE ({args.protocol}): <= {TARGETS[args.protocol]}",
-        "",
-        NOTES,
-    ]
-    if "step_costs" in doc:
-        costs = doc["step_costs"]
-        assert isinstance(costs, list)
-        md += ["", "Step cost and inference speed of `reprogram` (one batch, median of 3 after a warm-up):",
-               "", cost_table(costs)]
-    write_results(stem, "\n".join(md), doc)
+        # the file grows a row per model, so a run cut short (or spanning sessions) keeps what it measured
+        stem = write_table(args, doc, splits.name, results, complete=len(results) == len(configs))
+    print(results_table(results))
     print(f"wrote {stem}.json and {stem}.md")
     return 0
 

@@ -139,17 +139,16 @@ def test_num_patches(lookback: int, patch_len: int, stride: int, expected: int) 
     assert ForecastConfig(lookback=lookback, patch_len=patch_len, stride=stride).num_patches == expected
 
 
-def test_defaults_are_the_time_llm_ones() -> None:
+def test_defaults_are_the_time_llm_ones_but_the_patch_stride() -> None:
     c = ForecastConfig()
-    assert (c.patch_len, c.stride, c.d_model, c.n_heads, c.d_keys, c.num_prototypes, c.d_ff) == (
-        16,
-        8,
-        32,
-        8,
-        128,
-        1000,
-        128,
+    assert (c.patch_len, c.patch_stride, c.d_model, c.n_heads, c.d_keys, c.num_prototypes, c.d_ff) == (
+        16, 16, 32, 8, 128, 1000, 128
     )
+    # non-overlapping patches by default (chosen on validation); Time-LLM's stride 8 for its own model
+    assert c.stride is None and c.num_patches == 33
+    assert ForecastConfig(model="time-llm").patch_stride == 8 == ForecastConfig(stride=8).patch_stride
+    with pytest.raises(ValueError, match="stride must be a positive integer or None, got 0"):
+        ForecastConfig(stride=0)
 
 
 def test_learning_rate_defaults_per_model_unless_given() -> None:

@@ -675,10 +675,11 @@ ESTIMATOR_RECIPES: dict[str, EstimatorRecipe] = {
         make_tiny_bert,
         {"lookback": LOOKBACK, "horizon": HORIZON, **SMALL_MODEL, **FAST_TRAIN, "max_steps": 2},
         _forecaster_data, lambda est, data: est.predict(data[0]).to_numpy(), (HORIZON, 2),
-        # patch reprogramming (d_model 16, 2 heads of 8, 16 trainable k-means prototypes) and a flatten
-        # head over 8 patches of d_ff = 32 features; the linear path is fitted in closed form (not
-        # trained) and Prompt-as-Prefix with digits has no weights
-        lambda bb: patch_trainables(bb, source="kmeans") + 32 * N_PATCHES * HORIZON + HORIZON,
+        # patch reprogramming (d_model 16, 2 heads of 8, 16 trainable k-means prototypes), a flatten
+        # head over 8 patches of d_ff = 32 features, and the prompt's 4 soft tokens from the statistics
+        # (min, max, median, trend, 3 lags -> 64 -> 4 tokens); the linear path is fitted in closed form
+        lambda bb: (patch_trainables(bb, source="kmeans") + 32 * N_PATCHES * HORIZON + HORIZON
+                    + (7 * 64 + 64) + (64 * 4 * bb.hidden_size + 4 * bb.hidden_size)),
         ("lookback", -1, "lookback must be a positive integer, got -1"),
         # backbone_layers=None (every layer of the given backbone) is saved as that backbone's depth, so
         # that a load by name rebuilds the same truncation

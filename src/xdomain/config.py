@@ -59,7 +59,11 @@ class ForecastConfig(ConfigBase):
     )
     backbone_layers: int | None = field(default=None, metadata={"help": "keep only the first k layers"})
     patch_len: int = field(default=16, metadata={"help": "patch length (Time-LLM: 16)"})
-    stride: int = field(default=8, metadata={"help": "patch stride (Time-LLM: 8)"})
+    stride: int | None = field(
+        default=None,
+        metadata={"help": "patch stride (default: the patch length, non-overlapping, chosen on validation; "
+                  "time-llm: 8, as published)"},
+    )
     d_model: int = field(default=32, metadata={"help": "patch embedding width (Time-LLM: 32)"})
     n_heads: int = field(default=8, metadata={"help": "cross-attention heads of the reprogramming layer"})
     d_keys: int = field(default=128, metadata={"help": "width per head of the reprogramming layer"})
@@ -83,8 +87,9 @@ class ForecastConfig(ConfigBase):
                   "kmeans-fixed | map (Time-LLM's Linear(vocab -> prototypes))"},
     )
     prompt_stats: str = field(
-        default="digits",
-        metadata={"help": "the prompt's per-series statistics: digits | soft (learned tokens) | off"},
+        default="soft",
+        metadata={"help": "the prompt's per-series statistics: soft (4 learned tokens; default, chosen on "
+                  "validation) | digits | off"},
     )
     prefix_cache: bool = field(
         default=True,
@@ -97,7 +102,6 @@ class ForecastConfig(ConfigBase):
             "lookback",
             "horizon",
             "patch_len",
-            "stride",
             "d_model",
             "n_heads",
             "d_keys",
@@ -109,6 +113,10 @@ class ForecastConfig(ConfigBase):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.stride is not None and (
+            not isinstance(self.stride, int) or isinstance(self.stride, bool) or self.stride <= 0
+        ):
+            raise ValueError(f"stride must be a positive integer or None, got {self.stride!r}")
         if self.backbone_layers is not None and (
             not isinstance(self.backbone_layers, int) or self.backbone_layers <= 0
         ):
@@ -130,9 +138,17 @@ class ForecastConfig(ConfigBase):
             raise ValueError(f"prefix_cache must be True or False, got {self.prefix_cache!r}")
 
     @property
+    def patch_stride(self) -> int:
+        """``stride``, or the model's default: Time-LLM's 8 for ``time-llm``, else the patch length
+        (non-overlapping patches: half the tokens, as good on ETTh1 validation)."""
+        if self.stride is not None:
+            return self.stride
+        return 8 if self.model == "time-llm" else self.patch_len
+
+    @property
     def num_patches(self) -> int:
         """Patches after replication-padding the end by one stride (Time-LLM / PatchTST)."""
-        return num_patches(self.lookback, self.patch_len, self.stride)
+        return num_patches(self.lookback, self.patch_len, self.patch_stride)
 
 
 # Learning rates by model when none is given: the published ones where they exist (Time-LLM's ETTh1 script

@@ -57,12 +57,13 @@ def register(sub: Subparsers) -> None:
                    "kmeans-fixed, or map (Time-LLM's Linear(vocab -> prototypes))")
     p.add_argument("--linear-path", default="fixed", choices=LINEAR_PATHS,
                    help="the closed-form ridge path the model corrects (default fixed; off: no linear path)")
-    p.add_argument("--prompt-stats", default="digits", choices=PROMPT_STATS,
-                   help="the prompt's per-series statistics (default digits)")
+    p.add_argument("--prompt-stats", default="soft", choices=PROMPT_STATS,
+                   help="the prompt's per-series statistics (default soft: 4 learned tokens)")
     p.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false",
                    help="run the prompt's constant text through the backbone at every step")
     p.add_argument("--patch-len", type=int, default=16)
-    p.add_argument("--stride", type=int, default=8)
+    p.add_argument("--stride", type=int, default=None,
+                   help="patch stride (default: the patch length; time-llm: 8)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=None,

@@ -90,7 +90,7 @@ def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> nn.Mod
     residual = config.linear_path != "off"
     transform = PatchReprogrammingTransform(
         patch_len=config.patch_len,
-        stride=config.stride,
+        stride=config.patch_stride,
         d_model=config.d_model,
         n_heads=config.n_heads,
         d_keys=config.d_keys,
@@ -281,7 +281,7 @@ class TimeSeriesForecaster(BaseEstimator):
         # ForecastConfig: the model
         backbone_layers: int | None = None,
         patch_len: int = 16,
-        stride: int = 8,
+        stride: int | None = None,
         d_model: int = 32,
         n_heads: int = 8,
         d_keys: int = 128,
@@ -294,7 +294,7 @@ class TimeSeriesForecaster(BaseEstimator):
         moving_avg: int = 25,
         linear_path: str = "fixed",
         prototypes: str = "kmeans",
-        prompt_stats: str = "digits",
+        prompt_stats: str = "soft",
         prefix_cache: bool = True,
         # TrainConfig: the training
         epochs: int = 10,
