@@ -316,3 +316,32 @@ def test_the_gradient_step_follows_the_chosen_schedule() -> None:
         step.scheduler.step()
     step.finish()
     assert rates == pytest.approx([0.01] * 5 + [0.005] * 5 + [0.0025] * 2)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"prototypes": "kmeans-fixed"},
+        {"prototypes": "map"},
+        {"linear_path": "trainable"},
+        {"linear_path": "off"},
+        {"prompt_stats": "digits"},
+        {"prompt_stats": "off", "prefix_cache": False},
+    ],
+    ids=lambda d: ",".join(f"{k}={v}" for k, v in d.items()),
+)
+def test_every_new_configuration_saves_and_loads_identically(
+    settings: dict[str, Any], tiny_bert: xdomain.LanguageBackbone, tmp_path: Path
+) -> None:
+    frame = hourly_frame(100)
+    frozen = {k: v.clone() for k, v in tiny_bert.state_dict().items()}
+    fc = xdomain.TimeSeriesForecaster(
+        backbone=tiny_bert, lookback=LOOKBACK, horizon=HORIZON, **SMALL_MODEL, **FAST_TRAIN, **settings
+    ).fit(frame)
+    assert all(torch.equal(v, frozen[k]) for k, v in tiny_bert.state_dict().items())  # bit for bit
+    fc.save(tmp_path / "ckpt")
+    loaded = xdomain.load(tmp_path / "ckpt", backbone=tiny_bert)
+    assert {k: getattr(loaded, k) for k in settings} == settings
+    pd.testing.assert_frame_equal(loaded.predict(frame), fc.predict(frame), check_exact=True)
+    if settings.get("linear_path") == "trainable":
+        assert fc.model_.linear.weight.requires_grad
