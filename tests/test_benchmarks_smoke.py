@@ -362,7 +362,8 @@ def test_device_check_cpu_bf16_tiny(tmp_path: Path) -> None:
 # -- committed results ----------------------------------------------------------------------------------
 def test_committed_results_record_their_command() -> None:
     """Every ``benchmarks/results/*.json`` says how it was made: a ``command`` string, an ``argv`` list or
-    the script's parsed ``args``. (``*.partial.json``: the checkpoint of a run in progress, not a result.)"""
+    the script's parsed arguments (``args``, or ``settings``: ``vars(args)``, as the first graph results
+    recorded them). (``*.partial.json``: the checkpoint of a run in progress, not a result.)"""
     files = sorted(f for f in RESULTS.glob("*.json") if not f.name.endswith(".partial.json"))
     assert files, f"no results in {RESULTS}"
     missing = []
@@ -372,6 +373,7 @@ def test_committed_results_record_their_command() -> None:
             (isinstance(doc.get("command"), str) and doc["command"].strip() != "")
             or (isinstance(doc.get("argv"), list) and len(doc["argv"]) > 0)
             or (isinstance(doc.get("args"), dict) and len(doc["args"]) > 0)
+            or (isinstance(doc.get("settings"), dict) and "out" in doc["settings"])
         )
         if not recorded:
             missing.append(path.name)

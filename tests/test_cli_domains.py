@@ -75,7 +75,7 @@ def test_top_level_help_lists_the_domain_commands(capsys: pytest.CaptureFixture[
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert "{forecast,classify,protein,antibody,bench}" in out
+    assert "{forecast,classify,protein,antibody,graph,transactions,bench}" in out
 
 
 @pytest.mark.parametrize(
@@ -86,6 +86,8 @@ def test_top_level_help_lists_the_domain_commands(capsys: pytest.CaptureFixture[
         (["antibody", "train"], ["--region", "--test-split", "--samples", "--max-steps", "--out"]),
         (["antibody", "infill"], ["--model", "--sequence", "--cdr-mask", "--chains", "--temperature"]),
         (["protein"], ["classify"]),
+        (["graph"], ["classify"]),
+        (["graph", "classify"], ["--dataset", "--encoder", "--connectivity", "--fold", "--no-backbone"]),
         (["antibody"], ["train", "infill"]),
     ],
 )
@@ -125,6 +127,8 @@ def test_each_command_has_help(
         ),
         (["classify", "--dataset", "UCR/GunPoint", "--mapping", "best"], "invalid choice: 'best'"),
         (["protein", "classify", "--dataset", "proteins/stability"], "invalid choice: 'proteins/stability'"),
+        (["graph", "classify", "--dataset", "MUTAG"], "unknown data set 'MUTAG'; expected TUDataset/<name>"),
+        (["graph", "classify", "--dataset", "TUDataset/MUTAG", "--encoder", "gcn"], "invalid choice: 'gcn'"),
         (["protein", "classify"], "one of the arguments --dataset --fasta is required"),
         (
             ["protein", "classify", "--dataset", "peptides/amp", "--fasta", "x.fasta"],
@@ -661,3 +665,92 @@ def test_bench_runs_each_benchmark_script(what: str) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "usage:" in done.stdout and "--out" in done.stdout
+
+
+def test_graph_classify_mutag_fold_with_a_tiny_local_model(
+    tiny_mlm: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from xdomain import GraphClassifier
+
+    require_data("TUDataset/MUTAG/raw/MUTAG_A.txt")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # PyG's processed/ goes there
+    out = tmp_path / "mutag"
+    argv = ["graph", "classify", "--dataset", "TUDataset/MUTAG", "--backbone", tiny_mlm, "--fold", "3"]
+    argv += ["--max-steps", "5", "--validation-fraction", "0", "--out", str(out)]
+    code, printed, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "| baseline | WL subtree features (PyG WLConv) + linear SVM" in printed
+    doc = _metrics(out)
+    assert doc["n_train"] + doc["n_test"] == 188 and 18 <= doc["n_test"] <= 19  # one of the 10 folds
+    assert doc["split"].startswith("outer fold 3 of 10")
+    reprogram, baseline = doc["results"]
+    assert reprogram["steps"] == 5 and reprogram["trainable_parameters"] > 0
+    assert 0.0 <= reprogram["accuracy"] <= 1.0
+    assert baseline["accuracy"] > _majority_of_counts(doc["class_counts"]["test"])  # WL on MUTAG: ~0.85-0.9
+    loaded = GraphClassifier.load(out / "model")
+    assert loaded.node_features_ == 7 + 7 + 8
+
+
+def test_graph_classify_names_a_missing_tu_set(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDOMAIN_OFFLINE", "1")
+    argv = ["graph", "classify", "--dataset", "TUDataset/NOPE", "--data-home", str(tmp_path)]
+    code, _, err = _run(argv, capsys)
+    assert code == 2
+    assert "xdomain: error: TU data set 'NOPE' not found: expected the files NOPE_A.txt" in err
+
+
+# -- transactions --------------------------------------------------------------------------------------------
+CREDITCARD = "transactions/creditcard/creditcard_sample.csv"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["transactions", "classify", "--dataset", "creditcard"], "invalid choice: 'creditcard'"),
+        (["transactions", "classify", "--dataset", "transactions/creditcard", "--route", "graph"],
+         "argument --route: invalid choice: 'graph'"),
+        (["transactions", "classify", "--dataset", "transactions/creditcard", "--split", "random"],
+         "argument --split: invalid choice: 'random'"),
+        (["transactions"], "the following arguments are required: action"),
+    ],
+)
+def test_transactions_bad_arguments(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_transactions_missing_sample_names_where_it_was_expected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _run(["transactions", "classify", "--dataset", "transactions/creditcard",
+                         "--data-home", str(tmp_path)], capsys)
+    assert code == 2 and "creditcard_sample.csv" in err and str(tmp_path) in err
+
+
+def test_transactions_classify_writes_metrics_and_curves(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The real sample, the image route without its backbone (the ablation: no weights to load), a smoke
+    budget: the files and their facts, not the benchmark's figures."""
+    require_data(CREDITCARD)
+    out = tmp_path / "fraud"
+    argv = ["transactions", "classify", "--dataset", "transactions/creditcard", "--route", "image",
+            "--backbone", "none", "--epochs", "1", "--lr", "1e-5", "--limit", "100", "--bootstrap", "20",
+            "--out", str(out)]
+    code, stdout, err = _run(argv, capsys)
+    assert code == 0, err
+    assert "| reprogram |" in stdout and "| baseline |" in stdout
+    doc = _metrics(out)
+    assert doc["split"] == "time" and doc["rows"] == {"train": 75, "validation": 25, "test": 100}
+    assert "NOT the natural 0.17%" in doc["note"]
+    for row in doc["results"]:
+        assert 0.0 <= row["auprc"] <= 1.0 and len(row["auprc_ci"]) == 2
+        assert {"auprc_natural", "auroc", "recall_at_1pct_fpr", "recall_at_5pct_fpr", "fraud_amount_share",
+                "trainable_parameters", "train_seconds", "test_rows_per_second"} <= set(row)
+    assert (out / "pr.png").stat().st_size > 0 and (out / "roc.png").stat().st_size > 0
+    assert is_checkpoint(out / "model")
+    assert "AUPRC" in (out / "metrics.md").read_text()

@@ -127,6 +127,44 @@ def images(rows: int = 2, side: int = 8) -> torch.Tensor:
     return torch.rand(rows, 3, side, side, generator=torch.Generator().manual_seed(0))  # in [0, 1]
 
 
+def _graph(n: int, edges: list[tuple[int, int]], labels: list[int], y: int = 0) -> Any:
+    from torch_geometric.data import Data
+
+    ei = torch.tensor(edges + [(b, a) for a, b in edges], dtype=torch.long).t()
+    return Data(x=torch.eye(3)[torch.tensor(labels)], edge_index=ei, y=torch.tensor([y]))
+
+
+def graph_batch() -> torch.Tensor:
+    """A triangle and a 2-node edge, collated (B=2, N=3, 1 + F + 3), F = 3 labels + 7 degree + 8 walk."""
+    from xdomain.adapters.graph import collate_graphs, graph_record
+
+    return collate_graphs([graph_record(_graph(3, [(0, 1), (1, 2), (0, 2)], [0, 0, 1]), 0),
+                           graph_record(_graph(2, [(0, 1)], [2, 0]), 1)])
+
+
+GRAPH_F = 3 + 7 + 8
+
+
+def graph_text_ids() -> torch.Tensor:
+    return torch.tensor([[101, 10629, 1997, 1017, 102, 0], [101, 10629, 1997, 1016, 1015, 102]])
+
+
+def _check_graph_adapter(adapter: Any, x: torch.Tensor, z: torch.Tensor, state: Any) -> None:
+    assert z is x
+    assert state["attention_mask"].tolist() == [[True, True, True], [True, True, False]]
+    bias = state["attention_bias"]
+    assert torch.equal(bias[0], torch.zeros(3, 3)) and bias[1, 0, 1] == 0 and bias[1, 0, 2] < -1e3
+
+
+def _check_graph_text_adapter(adapter: Any, x: torch.Tensor, z: torch.Tensor, state: Any) -> None:
+    assert torch.equal(z, x) and torch.equal(state["attention_mask"], x != 0)
+
+
+def gin_trainables(bb: Any, f: int = GRAPH_F, hidden: int = 8, layers: int = 2, tokens: int = 2) -> int:
+    mlps = (f * hidden + hidden + hidden * hidden + hidden) + (layers - 1) * 2 * (hidden * hidden + hidden)
+    return mlps + (f + layers * hidden) * tokens * bb.hidden_size + tokens * bb.hidden_size
+
+
 # -- parts: transforms, prompts, heads, adapters ---------------------------------------------------------
 PATCH = {"patch_len": 8, "stride": 4, "d_model": 16, "n_heads": 2, "d_keys": 8, "num_prototypes": 16,
          "dropout": 0.0}
@@ -176,6 +214,18 @@ def _check_time_series_adapter(adapter: Any, x: torch.Tensor, z: torch.Tensor, s
     torch.testing.assert_close(back, x, atol=1e-4, rtol=1e-5)
 
 
+def transactions(rows: int = 2) -> dict[str, torch.Tensor]:
+    """Encoded transactions: 2 standardised numeric columns and one categorical column of 3 ids."""
+    return {"values": torch.randn(rows, 2, generator=torch.Generator().manual_seed(0)),
+            "ids": torch.arange(rows)[:, None] % 3}
+
+
+def _check_transaction_adapter(adapter: Any, x: Any, z: torch.Tensor, state: Any) -> None:
+    assert state is None
+    torch.testing.assert_close(z[:, :2], torch.asinh(x["values"]))
+    torch.testing.assert_close(z[:, 2:], 4.0 * torch.nn.functional.one_hot(x["ids"][:, 0], 3).float() - 2.0)
+
+
 @dataclasses.dataclass(frozen=True)
 class PartRecipe:
     """How to build, bind and run one registered part at its smallest."""
@@ -208,6 +258,23 @@ PART_RECIPES: dict[tuple[str, str], PartRecipe] = {
     ("transform", "visual-prompt"): PartRecipe(
         "transform", {"inner_size": 8}, "image", lambda: images(2), lambda p, bb: (2, 3, 16, 16),
         trainable=lambda bb: 3 * bb.image_size**2, pipeline="series-image"),
+    ("transform", "node-tokens"): PartRecipe(
+        "transform", {"in_features": GRAPH_F}, "bert", graph_batch, lambda p, bb: (2, 3, bb.hidden_size),
+        trainable=lambda bb: GRAPH_F * bb.hidden_size + bb.hidden_size, pipeline="graph-nodes"),
+    ("transform", "gin-prefix"): PartRecipe(
+        "transform", {"in_features": GRAPH_F, "num_tokens": 2, "hidden": 8, "layers": 2}, "bert", graph_batch,
+        lambda p, bb: (2, 2, bb.hidden_size), trainable=gin_trainables, pipeline="graph-prefix"),
+    ("transform", "token-embedding"): PartRecipe(
+        "transform", {}, "bert", graph_text_ids, lambda p, bb: (2, 6, bb.hidden_size), trainable=lambda bb: 0,
+        pipeline="graph-text"),
+    ("transform", "feature-image"): PartRecipe(
+        "transform", {"n_features": 5, "region_size": 8}, "image", lambda: torch.randn(2, 5),
+        lambda p, bb: (2, 3, 16, 16), trainable=lambda bb: 3 * bb.image_size**2,
+        pipeline="transactions-image"),
+    ("transform", "feature-tokens"): PartRecipe(
+        "transform", {"n_numeric": 2, "cardinalities": (3,)}, "bert", lambda: transactions(2),
+        lambda p, bb: (2, 3, D), trainable=lambda bb: (2 + 3 + 3) * bb.hidden_size,
+        pipeline="transactions-tokens"),
     ("transform", "vocab-map"): PartRecipe(
         "transform", {"num_tokens": N_TOKENS}, "bert", lambda: protein_ids(2), lambda p, bb: (2, 10, D),
         trainable=lambda bb: N_TOKENS * bb.vocab_size, pipeline="protein-linear"),
@@ -236,6 +303,12 @@ PART_RECIPES: dict[tuple[str, str], PartRecipe] = {
     ("adapter", "audio"): PartRecipe(
         "adapter", {}, "wave", lambda: 0.3 * series(2, 256), lambda p, bb: (2, 256), trainable=lambda bb: 0,
         pipeline="audio", check=_check_audio_adapter),
+    ("adapter", "graph"): PartRecipe(
+        "adapter", {}, "bert", graph_batch, lambda p, bb: (2, 3, 1 + GRAPH_F + 3), trainable=lambda bb: 0,
+        pipeline="graph-nodes", check=_check_graph_adapter),
+    ("adapter", "graph-text"): PartRecipe(
+        "adapter", {}, "bert", graph_text_ids, lambda p, bb: (2, 6), trainable=lambda bb: 0,
+        pipeline="graph-text", check=_check_graph_text_adapter),
     ("adapter", "protein"): PartRecipe(
         "adapter", {}, "bert", lambda: protein_ids(4), lambda p, bb: (4, 10), trainable=lambda bb: 0,
         pipeline="protein-linear", check=_check_ids_adapter),
@@ -245,6 +318,9 @@ PART_RECIPES: dict[tuple[str, str], PartRecipe] = {
     ("adapter", "series-to-waveform"): PartRecipe(
         "adapter", {}, "wave", lambda: 3 + 2 * series(2), lambda p, bb: (2, LOOKBACK), trainable=lambda bb: 0,
         pipeline="series-waveform", check=_check_waveform_adapter),
+    ("adapter", "transactions"): PartRecipe(
+        "adapter", {"cardinalities": (3,)}, "image", lambda: transactions(2), lambda p, bb: (2, 5),
+        trainable=lambda bb: 0, pipeline="transactions-image", check=_check_transaction_adapter),
     ("adapter", "time-series"): PartRecipe(
         "adapter", {}, "bert", lambda: 5 + torch.randn(2, LOOKBACK, 3), lambda p, bb: (6, LOOKBACK),
         trainable=lambda bb: 0, pipeline="forecast", check=_check_time_series_adapter),
@@ -279,8 +355,17 @@ PIPELINES: dict[str, Pipeline] = {
     "audio": Pipeline("wave", "audio", "additive-program", "label-mapping", lambda: 0.3 * series(4, 256),
                       (4, 3), overrides={"additive-program": {"mask": "full"}}),
     "protein-linear": Pipeline("bert", "protein", "vocab-map", "linear", lambda: protein_ids(4), (4, 3)),
+    "graph-nodes": Pipeline("bert", "graph", "node-tokens", "linear", graph_batch, (2, 3)),
+    "graph-prefix": Pipeline("bert", "graph", "gin-prefix", "linear", graph_batch, (2, 3),
+                             overrides={"graph": {"tokens": "prefix"}}),
+    "graph-text": Pipeline("bert", "graph-text", "token-embedding", "linear", graph_text_ids, (2, 3)),
     "protein-vocab": Pipeline("mlm", "protein", "vocab-map", "vocab-label-mapping", lambda: protein_ids(4),
                               (4, 3)),
+    "transactions-image": Pipeline("image", "transactions", "feature-image", "label-mapping",
+                                   lambda: transactions(4), (4, 3)),
+    "transactions-tokens": Pipeline("bert", "transactions", "feature-tokens", "linear",
+                                    lambda: transactions(4), (4, 3),
+                                    overrides={"transactions": {"one_hot": False}}),
     # per-token outputs come back at the input's width (10) though the batch was trimmed to 9 columns
     "antibody": Pipeline("mlm", "antibody", "vocab-map", "vocab-projection", lambda: protein_ids(4),
                          (4, 10, N_TOKENS)),
@@ -640,8 +725,29 @@ def _peptide_targets() -> tuple[Any, ...]:
     return seqs, np.arange(len(seqs), dtype=float)
 
 
+def _graph_data() -> tuple[Any, ...]:
+    rng = np.random.default_rng(0)
+    graphs = []
+    for i in range(12):  # rings (1) and chains (0) of 4 to 7 nodes, random node labels
+        n = int(rng.integers(4, 8))
+        edges = [(v, v + 1) for v in range(n - 1)] + ([(n - 1, 0)] if i % 2 else [])
+        graphs.append(_graph(n, edges, rng.integers(0, 3, n).tolist(), y=i % 2))
+    return graphs, np.array([i % 2 for i in range(12)])
+
+
 def _antibody_data() -> tuple[Any, ...]:
     return toy_antibodies(8)
+
+
+def _transaction_data() -> tuple[Any, ...]:
+    """24 rows in time order, every third a fraud with a high ``a``; a categorical ``merchant``."""
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    y = (np.arange(24) % 3 == 0).astype(np.int64)
+    frame = pd.DataFrame({"a": rng.normal(0, 1, 24) + 2 * y, "Amount": rng.gamma(2.0, 30.0, 24),
+                          "merchant": np.where(y == 1, "web", rng.choice(["shop", "fuel"], 24))})
+    return frame, y
 
 
 def _infills(est: Any, data: tuple[Any, ...]) -> np.ndarray:
@@ -702,6 +808,16 @@ ESTIMATOR_RECIPES: dict[str, EstimatorRecipe] = {
         make_tiny_bert, CLASSIFY, _peptide_targets, lambda est, data: est.predict(data[0]), (12,),
         lambda bb: N_TOKENS * bb.vocab_size + bb.hidden_size + 1,  # theta and the linear head
         ("sparsity", "bogus", "sparsity must be one of")),
+    "GraphClassifier": EstimatorRecipe(
+        make_tiny_bert, CLASSIFY, _graph_data, lambda est, data: est.predict_proba(data[0]), (12, 2),
+        # the default GIN prefix (3 layers of 64, 4 tokens) and the linear head
+        lambda bb: gin_trainables(bb, hidden=64, layers=3, tokens=4) + 2 * bb.hidden_size + 2,
+        ("encoder", "bogus", "encoder must be one of")),
+    "TransactionClassifier": EstimatorRecipe(
+        lambda tok: TinyImageBackbone(), {"epochs": 1, "batch_size": 8, "validation_fraction": 0.25},
+        _transaction_data, lambda est, data: est.predict_proba(data[0]), (24, 2),
+        # the grid program over the 16 x 16 canvas and a linear head on the 12 standardised logits
+        lambda bb: 3 * bb.image_size**2 + bb.num_outputs * 2 + 2, ("route", "bogus", "route must be one of")),
     "AntibodyInfiller": EstimatorRecipe(
         make_tiny_masked_lm, CLASSIFY, _antibody_data, _infills, (6 + 16 * 28,),
         lambda bb: N_TOKENS * bb.vocab_size + bb.vocab_size * N_TOKENS + N_TOKENS,  # theta and gamma

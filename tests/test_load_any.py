@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import xdomain
 from helpers import (
@@ -65,11 +66,29 @@ def fitted(kind: str, tok: Any) -> tuple[Any, Any, Any]:
             return pc, bb, lambda e: e.predict_proba(seqs)
         pr = xdomain.ProteinRegressor(**common).fit(seqs, np.arange(len(seqs), dtype=float))
         return pr, bb, lambda e: e.predict(seqs)
+    if kind == "GraphClassifier":
+        from torch_geometric.data import Data
+
+        bb = make_tiny_bert(tok)
+        graphs = [Data(x=torch.eye(3)[torch.tensor([i % 3, 1, 2, 0])], y=torch.tensor([i % 2]),
+                       edge_index=torch.tensor([[0, 1, 2, 1, 2, 3], [1, 2, 3, 0, 1, 2]]) if i % 2 else
+                       torch.tensor([[0, 1, 2, 3, 1, 2, 3, 0], [1, 2, 3, 0, 0, 1, 2, 3]])) for i in range(8)]
+        est = xdomain.GraphClassifier(backbone=bb, epochs=1, batch_size=8, validation_fraction=0.0)
+        return est.fit(graphs), bb, lambda e: e.predict_proba(graphs)
     if kind == "AntibodyInfiller":
         bb = make_tiny_masked_lm(tok)
         chains, masks = toy_antibodies(8)
         est = xdomain.AntibodyInfiller(backbone=bb, epochs=1, batch_size=8, validation_fraction=0.0)
         return est.fit(chains, masks), bb, lambda e: np.array(sorted(e.evaluate(chains, masks).items()))
+    if kind == "TransactionClassifier":
+        import pandas as pd
+
+        bb = make_tiny_bert(tok)
+        rng = np.random.default_rng(0)
+        y = (np.arange(24) % 3 == 0).astype(np.int64)
+        frame = pd.DataFrame({"a": rng.normal(0, 1, 24) + 2 * y, "merchant": np.where(y == 1, "web", "shop")})
+        tc = xdomain.TransactionClassifier(backbone=bb, route="tokens", epochs=1, batch_size=8)
+        return tc.fit(frame, y), bb, lambda e: e.predict_proba(frame)
     raise AssertionError(f"no recipe for the registered estimator {kind!r}: add one here")
 
 
@@ -88,7 +107,7 @@ def test_xdomain_load_returns_what_each_estimator_saved(
 
 def test_every_public_estimator_is_registered() -> None:
     public = {"TimeSeriesForecaster", "TimeSeriesClassifier", "AudioClassifier", "ProteinClassifier",
-              "ProteinRegressor", "AntibodyInfiller"}
+              "ProteinRegressor", "AntibodyInfiller", "GraphClassifier"}
     assert {n.lower() for n in public} <= set(ESTIMATORS.names())
 
 

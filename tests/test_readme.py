@@ -16,11 +16,13 @@ DATA = {  # what each block reads from the data home
     0: ["ETT/ETTh1.csv"],
     2: ["UCR/GunPoint/GunPoint_TRAIN.ts", "audio/fsdd/recordings/0_jackson_0.wav"],
     3: ["peptides/amp_modlamp/AMPvsUniProt.csv", "antibodies/sabdab_cdr/sabdab_hcdr3_cluster_val.csv"],
+    4: ["TUDataset/MUTAG/raw/MUTAG_A.txt"],
+    5: ["transactions/creditcard/creditcard_sample.csv"],
 }
 
 
 def test_the_readme_has_its_examples() -> None:
-    assert len(BLOCKS) == 4, f"expected the README's 4 Python examples, found {len(BLOCKS)}: update DATA"
+    assert len(BLOCKS) == 6, f"expected the README's 6 Python examples, found {len(BLOCKS)}: update DATA"
 
 
 @pytest.mark.slow

@@ -14,8 +14,10 @@ from xdomain.datasets.home import DataNotFoundError
 from xdomain.estimators import AntibodyInfiller, load
 from xdomain.estimators.audio import AudioClassifier
 from xdomain.estimators.forecasting import TimeSeriesForecaster, build_model
+from xdomain.estimators.graphs import GraphClassifier
 from xdomain.estimators.proteins import ProteinClassifier, ProteinRegressor
 from xdomain.estimators.series import TimeSeriesClassifier
+from xdomain.estimators.transactions import TransactionClassifier
 from xdomain.reprogrammer import Reprogrammer
 from xdomain.training import Trainer
 
@@ -28,6 +30,7 @@ __all__ = [
     "CheckpointError",
     "DataNotFoundError",
     "ForecastConfig",
+    "GraphClassifier",
     "IdentityBackbone",
     "LanguageBackbone",
     "ProteinClassifier",
@@ -37,6 +40,7 @@ __all__ = [
     "TimeSeriesForecaster",
     "TrainConfig",
     "Trainer",
+    "TransactionClassifier",
     "__version__",
     "build_model",
     "load",

@@ -11,10 +11,11 @@ import sys
 from collections.abc import Callable
 
 from xdomain import __version__
-from xdomain.cli import antibodies, bench, forecast, proteins, series
+from xdomain.cli import antibodies, bench, forecast, graphs, proteins, series, transactions
 from xdomain.cli.forecast import MODELS  # still xdomain.cli.MODELS (tests/test_registry.py reads it)
 
-COMMANDS = (forecast, series, proteins, antibodies, bench)  # in the order --help lists them
+# in the order --help lists them
+COMMANDS = (forecast, series, proteins, antibodies, graphs, transactions, bench)
 
 __all__ = ["COMMANDS", "MODELS", "build_parser", "main"]
 

@@ -15,8 +15,10 @@ from xdomain.estimators.antibodies import AntibodyInfiller
 from xdomain.estimators.audio import AudioClassifier
 from xdomain.estimators.base import ReprogrammingClassifier, ReprogrammingEstimator, ReprogrammingRegressor
 from xdomain.estimators.forecasting import TimeSeriesForecaster
+from xdomain.estimators.graphs import GraphClassifier
 from xdomain.estimators.proteins import ProteinClassifier, ProteinRegressor
 from xdomain.estimators.series import TimeSeriesClassifier
+from xdomain.estimators.transactions import TransactionClassifier
 from xdomain.registry import ESTIMATORS
 
 
@@ -40,6 +42,7 @@ def load(path: str | os.PathLike[str], backbone: Any = None) -> Any:
 __all__ = [
     "AntibodyInfiller",
     "AudioClassifier",
+    "GraphClassifier",
     "ProteinClassifier",
     "ProteinRegressor",
     "ReprogrammingClassifier",
@@ -47,5 +50,6 @@ __all__ = [
     "ReprogrammingRegressor",
     "TimeSeriesClassifier",
     "TimeSeriesForecaster",
+    "TransactionClassifier",
     "load",
 ]
