@@ -138,7 +138,8 @@ def test_forecast_etth1_dlinear_tiny(tmp_path: Path) -> None:
     md, doc = run_script("forecast_etth1.py", args, out)
     (body,) = assert_tables(md, [FORECAST_COLUMNS])
     assert [r[0] for r in body] == ["dlinear"]
-    assert set(doc) == FORECAST_DOC_KEYS | {"model_lr", "results"}
+    assert set(doc) == FORECAST_DOC_KEYS | {"model_lr", "results", "complete"}
+    assert doc["complete"] is True  # written after every model; complete once the last is in
     assert_rows(doc["results"], RUN_RESULT_KEYS, n=1)
     assert doc["results"][0]["steps"] == 2 and doc["train_config"]["max_steps"] == 2
     assert_command(doc, "forecast_etth1.py", args, out)
@@ -153,11 +154,15 @@ def test_forecast_etth1_step_cost_tiny(tmp_path: Path) -> None:
     out = tmp_path / "step_cost"
     md, doc = run_script("forecast_etth1.py", args, out)
     (body,) = assert_tables(
-        md, [["series per step", "tokens per series", "step s", "bare backbone fwd+bwd s", "ratio"]]
+        md, [["series per step", "tokens per series", "patch tokens", "step s",
+              "bare fwd+bwd s (same tokens)", "ratio", "bare fwd+bwd s (patch tokens)", "ratio (target <= 1.15)",
+              "infer windows / s", "time-llm windows / s", "speed-up (target >= 4)"]]
     )
     assert len(body) == 1
     assert set(doc) == FORECAST_DOC_KEYS | {"step_cost", "step_costs"}
-    keys = {"tokens_per_series", "series_per_step", "step_seconds", "backbone_fwd_bwd_seconds", "ratio"}
+    keys = {"tokens_per_series", "patch_tokens", "series_per_step", "step_seconds",
+            "backbone_fwd_bwd_seconds", "patches_fwd_bwd_seconds", "ratio", "ratio_to_patch_tokens", "infer_windows_per_second",
+            "infer_windows_per_second_time_llm", "infer_speedup_vs_time_llm"}
     assert_rows(doc["step_costs"], keys, n=1)
     assert_command(doc, "forecast_etth1.py", args, out)
 
