@@ -153,15 +153,19 @@ def test_forecast_etth1_step_cost_tiny(tmp_path: Path) -> None:
             "--batch-size", "2", "--threads", "1"]
     out = tmp_path / "step_cost"
     md, doc = run_script("forecast_etth1.py", args, out)
-    columns = ["series per step", "tokens per series", "patch tokens", "step s",
-               "bare fwd+bwd s (same tokens)", "ratio", "bare fwd+bwd s (patch tokens)", "ratio (target <= 1.15)", "infer windows / s",
-               "time-llm windows / s", "speed-up (target >= 4)"]
+    columns = [
+        "series per step", "tokens per series", "patch tokens", "step s", "bare fwd+bwd s (same tokens)",
+        "ratio", "bare fwd+bwd s (patch tokens)", "ratio (target <= 1.15)", "infer windows / s",
+        "time-llm windows / s", "speed-up (target >= 4)",
+    ]
     (body,) = assert_tables(md, [columns])
     assert len(body) == 1
     assert set(doc) == FORECAST_DOC_KEYS | {"step_cost", "step_costs"}
-    keys = {"tokens_per_series", "patch_tokens", "series_per_step", "step_seconds",
-            "backbone_fwd_bwd_seconds", "patches_fwd_bwd_seconds", "ratio", "ratio_to_patch_tokens", "infer_windows_per_second",
-            "infer_windows_per_second_time_llm", "infer_speedup_vs_time_llm"}
+    keys = {
+        "tokens_per_series", "patch_tokens", "series_per_step", "step_seconds", "backbone_fwd_bwd_seconds",
+        "patches_fwd_bwd_seconds", "ratio", "ratio_to_patch_tokens", "infer_windows_per_second",
+        "infer_windows_per_second_time_llm", "infer_speedup_vs_time_llm",
+    }
     assert_rows(doc["step_costs"], keys, n=1)
     assert_command(doc, "forecast_etth1.py", args, out)
 
