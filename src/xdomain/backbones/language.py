@@ -53,10 +53,6 @@ class PrefixCache:
     tokenizer: str
     self_attending: bool
 
-    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> PrefixCache:
-        moved = [(k.to(device, dtype), v.to(device, dtype)) for k, v in self.layers]
-        return PrefixCache(moved, self.length, self.backbone, self.tokenizer, self.self_attending)
-
 
 class LanguageBackbone(nn.Module):
     """f: a frozen language model, driven through ``inputs_embeds``.

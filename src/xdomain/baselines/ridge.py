@@ -45,15 +45,9 @@ def window_batches(dataset: Any, chunk: int = 4096) -> Iterator[tuple[torch.Tens
             yield block[:, :lookback], block[:, lookback:]
 
 
-def _normalise(x: torch.Tensor, y: torch.Tensor | None, revin: bool) -> tuple[torch.Tensor, ...]:
-    if not revin:
-        return (x, y) if y is not None else (x,)
-    mean = x.mean(dim=1, keepdim=True)
-    std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + _EPS)
-    xs = (x - mean) / std
-    if y is None:
-        return (xs,)
-    return xs, (y - mean) / std
+def _window_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each window's mean and std ``(n, 1)``, as the time-series adapter's instance normalisation."""
+    return x.mean(dim=1, keepdim=True), torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + _EPS)
 
 
 @dataclass
@@ -76,9 +70,10 @@ def _sums(dataset: Any, revin: bool) -> tuple[np.ndarray, ...]:
     sx, sy = np.zeros(lookback), np.zeros(horizon)
     n = 0
     for x, y in window_batches(dataset):
-        xn, yn = _normalise(x, y, revin)
-        assert yn is not None
-        xd, yd = xn.double().numpy(), yn.double().numpy()
+        if revin:
+            mean, std = _window_stats(x)
+            x, y = (x - mean) / std, (y - mean) / std
+        xd, yd = x.double().numpy(), y.double().numpy()
         xtx += xd.T @ xd
         xty += xd.T @ yd
         sx += xd.sum(0)
@@ -126,8 +121,7 @@ def predict_windows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, r
     """``x (n, L)`` -> ``(n, H)``: ``x @ W + b``, inside per-window normalisation when ``revin``."""
     if not revin:
         return x @ weight + bias
-    mean = x.mean(dim=1, keepdim=True)
-    std = torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + _EPS)
+    mean, std = _window_stats(x)
     return ((x - mean) / std @ weight + bias) * std + mean
 
 
@@ -185,7 +179,6 @@ class RidgeForecaster(nn.Module):
         # whether inputs are normalised per window: chosen with lambda, saved with the weights
         self.revin_flag: torch.Tensor
         self.register_buffer("revin_flag", torch.tensor(float(revin)))
-        self.fit_report: RidgeFit | None = None
 
     @property
     def revin(self) -> bool:
@@ -199,7 +192,6 @@ class RidgeForecaster(nn.Module):
             self.weight.copy_(torch.from_numpy(fit.weight).float())
             self.bias.copy_(torch.from_numpy(fit.bias).float())
             self.revin_flag.fill_(float(fit.revin))
-        self.fit_report = fit
         return fit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

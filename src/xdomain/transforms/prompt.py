@@ -207,8 +207,6 @@ class PromptAsPrefix(nn.Module):
             )
             scale = float(backbone.word_embeddings.detach().float().std())
             self.register_buffer("soft_scale", torch.tensor(scale), persistent=False)
-        elif self.stats == "digits":
-            self.period_id = self._single_token(backbone, ".")
 
     @property
     def constant_embeddings(self) -> torch.Tensor | None:
@@ -261,7 +259,7 @@ class PromptAsPrefix(nn.Module):
                 self._value_ids(stats["median"]), comma,
                 trend, comma,
                 self._lag_ids(stats["lags"]),
-                torch.full_like(comma, self.period_id),
+                torch.full_like(comma, self.point_id),
             ],
             dim=-1,
         )
