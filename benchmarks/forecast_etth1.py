@@ -153,6 +153,25 @@ def cost_table(costs: list[dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def seed_table(results: list[Any]) -> str:
+    """Mean ± sample std of the rows named ``model (seed s)``, grouped by model (one row: no std)."""
+    groups: dict[str, list[Any]] = {}
+    for r in results:
+        groups.setdefault(r.model.split(" (seed ")[0], []).append(r)
+    base = groups.get("linear")
+
+    def cell(values: list[float]) -> str:
+        sd = f" ± {statistics.stdev(values):.4f}" if len(values) > 1 else ""
+        return f"{statistics.fmean(values):.4f}{sd}"
+
+    lines = ["| model | seeds | test MSE | test MAE | val MSE | MSE / linear |", "|---|---|---|---|---|---|"]
+    for name, rs in groups.items():
+        ratio = f"{statistics.fmean(r.mse for r in rs) / base[0].mse:.3f}" if base else "-"
+        lines.append(f"| {name} | {len(rs)} | {cell([r.mse for r in rs])} | {cell([r.mae for r in rs])} | "
+                     f"{cell([r.val_mse for r in rs])} | {ratio} |")
+    return "\n".join(lines)
+
+
 def write_table(
     args: argparse.Namespace, doc: dict[str, Any], dataset: str, results: list[Any], complete: bool
 ) -> Path:
@@ -169,13 +188,14 @@ def write_table(
         f"Learning rates: {doc['model_lr']}",
         "",
         table,
+        *(["", "Mean ± std over the seeds (sample std):", "", seed_table(results)] if args.seeds else []),
         "",
         f"Target test MSE ({args.protocol}, the default reprogrammed model): <= {TARGETS[args.protocol]}",
         "",
         NOTES,
     ]
     if not complete:
-        md[1:1] = ["", f"PARTIAL: {len(results)} of {len(args.models)} models so far."]
+        md[1:1] = ["", f"PARTIAL: {len(results)} of {doc['runs']} runs so far."]
     if "step_costs" in doc:
         costs = doc["step_costs"]
         assert isinstance(costs, list)
@@ -212,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-train-seconds", type=float, default=None, help="per model")
     p.add_argument("--max-steps", type=int, default=None, help="per model: stop after this many steps")
     p.add_argument("--seed", type=int, default=2021)
+    p.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="run every model trained by gradient once per seed (rows 'model (seed s)') and add a "
+                        "mean ± std table; the closed-form linear model runs once (it has no seed)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--no-step-cost", action="store_true")
     p.add_argument("--tag", default="", help="suffix for the result files (keeps runs apart)")
@@ -260,13 +283,21 @@ def main(argv: list[str] | None = None) -> int:
         return name, *overrides
 
     specs = [spec(m) for m in args.models]
+    labels = list(args.models)  # a variant is named as given: reprogram[prompt_stats=soft]
+    if args.seeds:  # a row per seed of each model trained by gradient; the closed form has no seed
+        seeded: list[tuple[str, tuple[str, dict[str, Any], dict[str, Any]]]] = [
+            (label if m == "linear" else f"{label} (seed {seed})",
+             (m, model_extra, extra if m == "linear" else {**extra, "seed": seed}))
+            for label, (m, model_extra, extra) in zip(labels, specs, strict=True)
+            for seed in ([args.seed] if m == "linear" else args.seeds)
+        ]
+        labels, specs = [label for label, _ in seeded], [sp for _, sp in seeded]
     base = dict(
         lookback=args.lookback, horizon=args.horizon, backbone=args.backbone, description=DESCRIPTION,
         patch_len=args.patch_len, stride=args.stride, prototypes=args.prototypes,
         prompt_stats=args.prompt_stats, linear_path=args.linear_path,
     )
     configs = [ForecastConfig(**{**base, "model": m, **extra}) for m, extra, _ in specs]
-    labels = list(args.models)  # a variant is named as given: reprogram[prompt_stats=soft]
     splits = ett_splits(args.dataset, args.lookback)
     backbone = load_backbone(args.backbone) if any(needs_backbone(c) for c in configs) else None
 
@@ -324,6 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         label: extra.get("lr") or model_lr.get(m, train.resolved_lr(m))
         for label, (m, _, extra) in zip(labels, specs, strict=True)
     }
+    doc["runs"] = len(configs)
     results = []
     for label, cfg, (_, _, extra) in zip(labels, configs, specs, strict=True):
         print(f"training {label} ({args.protocol}) ...", flush=True)

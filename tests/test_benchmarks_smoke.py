@@ -138,11 +138,35 @@ def test_forecast_etth1_dlinear_tiny(tmp_path: Path) -> None:
     md, doc = run_script("forecast_etth1.py", args, out)
     (body,) = assert_tables(md, [FORECAST_COLUMNS])
     assert [r[0] for r in body] == ["dlinear"]
-    assert set(doc) == FORECAST_DOC_KEYS | {"model_lr", "results", "complete"}
-    assert doc["complete"] is True  # written after every model; complete once the last is in
+    assert set(doc) == FORECAST_DOC_KEYS | {"model_lr", "results", "complete", "runs"}
+    assert doc["complete"] is True and doc["runs"] == 1  # written after every model; complete at the last
     assert_rows(doc["results"], RUN_RESULT_KEYS, n=1)
     assert doc["results"][0]["steps"] == 2 and doc["train_config"]["max_steps"] == 2
     assert_command(doc, "forecast_etth1.py", args, out)
+
+
+@pytest.mark.slow
+def test_forecast_etth1_seeds_tiny(tmp_path: Path) -> None:
+    """``--seeds``: a row per seed of each model trained by gradient, the closed form once, and a
+    mean ± sample-std table computed from those rows."""
+    require_data(ETTH1)
+    args = ["--models", "dlinear", "linear", "--lookback", "32", "--horizon", "8", "--epochs", "1",
+            "--max-steps", "2", "--val-windows", "16", "--no-step-cost", "--threads", "1",
+            "--seeds", "1", "2"]
+    out = tmp_path / "seeds"
+    md, doc = run_script("forecast_etth1.py", args, out)
+    per_run, summary = assert_tables(md, [[*FORECAST_COLUMNS[:3], "MSE / linear", *FORECAST_COLUMNS[4:]],
+                                          ["model", "seeds", "test MSE", "test MAE", "val MSE",
+                                           "MSE / linear"]])
+    assert [r[0] for r in per_run] == ["dlinear (seed 1)", "dlinear (seed 2)", "linear"]
+    assert doc["runs"] == 3 and doc["complete"] is True
+    mses = [r["mse"] for r in doc["results"][:2]]
+    assert mses[0] != mses[1]  # the seed reached the training
+    mean = sum(mses) / 2
+    sd = abs(mses[0] - mses[1]) / 2 ** 0.5  # the sample std of two values
+    assert summary[0][:3] == ["dlinear", "2", f"{mean:.4f} ± {sd:.4f}"]
+    assert summary[1][:3] == ["linear", "1", f"{doc['results'][2]['mse']:.4f}"]
+    assert summary[0][5] == f"{mean / doc['results'][2]['mse']:.3f}"
 
 
 @pytest.mark.slow
