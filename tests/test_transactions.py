@@ -302,6 +302,21 @@ def test_same_seed_same_result_save_load_identical_and_columns_reordered(
     np.testing.assert_array_equal(loaded.predict(frame[frame.columns[::-1]]), fitted_image.predict(frame))
 
 
+def test_a_class_weight_dict_survives_save_and_load(
+    image_bb: TinyImage, toy: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
+) -> None:
+    """A dict is no JSON parameter: it is saved as (label, weight) pairs and comes back as the same dict,
+    so the loaded estimator refits with the weights it was given (not silently unweighted)."""
+    frame, y = toy
+    weights = {np.int64(0): 1.0, np.int64(1): 4.0}
+    clf = TransactionClassifier(backbone=image_bb, class_weight=weights, **FAST).fit(frame, y)
+    clf.save(tmp_path / "weighted")
+    loaded = xdomain.load(tmp_path / "weighted", backbone=image_bb)
+    assert loaded.get_params()["class_weight"] == {0: 1.0, 1: 4.0}
+    assert clf.get_params()["class_weight"] is weights  # the user's dict is not replaced
+    np.testing.assert_array_equal(loaded._row_weights(y, np.arange(72)), clf._row_weights(y, np.arange(72)))
+
+
 def test_learned_layout_and_label_mapping_fit_and_round_trip(
     image_bb: TinyImage, toy: tuple[pd.DataFrame, np.ndarray], tmp_path: Path
 ) -> None:

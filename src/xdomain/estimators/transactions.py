@@ -414,6 +414,10 @@ class TransactionClassifier(ReprogrammingClassifier):
             state["schema"] = self.schema_.to_dict()
         if hasattr(self, "decision_threshold_"):
             state["decision_threshold"] = self.decision_threshold_
+        if isinstance(self.class_weight, dict):
+            # a dict parameter is not a JSON value (its keys are labels, of any type); saved as pairs so
+            # the loaded estimator refits with the weights it was given, not unweighted
+            state["class_weight"] = [[_json_label(k), float(v)] for k, v in self.class_weight.items()]
         return state
 
     def _set_extra_state(self, state: dict[str, Any]) -> None:
@@ -424,6 +428,17 @@ class TransactionClassifier(ReprogrammingClassifier):
             self.feature_names_in_ = np.asarray(self.schema_.columns, dtype=object)
         if "decision_threshold" in state:
             self.decision_threshold_ = float(state["decision_threshold"])
+        if "class_weight" in state:
+            self.class_weight = {label: weight for label, weight in state["class_weight"]}
+
+
+def _json_label(label: Any) -> Any:
+    """A class label as a JSON value (numpy scalars as Python ones); anything else is an error."""
+    value = label.item() if isinstance(label, np.generic) else label
+    if not isinstance(value, (str, int, float, bool)):
+        raise TypeError(f"class_weight keys must be numbers or strings to be saved, got {label!r} "
+                        f"({type(label).__name__})")
+    return value
 
 
 def _pass_through(size: int) -> PixelPassThroughBackbone:
