@@ -99,7 +99,7 @@ def toy() -> tuple[pd.DataFrame, np.ndarray]:
 @pytest.fixture(scope="module")
 def fitted_image(image_bb: TinyImage, toy: tuple[pd.DataFrame, np.ndarray]) -> TransactionClassifier:
     before = state_snapshot(image_bb)
-    clf = TransactionClassifier(backbone=image_bb, route="image", **FAST).fit(*toy)
+    clf = TransactionClassifier(backbone=image_bb, route="image", layout="grid", **FAST).fit(*toy)
     assert_unchanged(image_bb, before)
     return clf
 
@@ -356,7 +356,7 @@ def test_the_no_backbone_ablation_reads_the_programmed_image(toy: tuple[pd.DataF
     by_name = TransactionClassifier(backbone="none")._backbone()
     assert isinstance(by_name, PixelPassThroughBackbone) and by_name.image_size == 224
     # a 32 x 32 canvas keeps the test fast
-    clf = TransactionClassifier(backbone=PixelPassThroughBackbone(32), **FAST)
+    clf = TransactionClassifier(backbone=PixelPassThroughBackbone(32), layout="grid", **FAST)
     clf.fit(frame, y)
     # the grid program over the canvas and a linear head on its 3 * 32 * 32 pixels
     assert clf.num_trainable() == 3 * 32 * 32 + (3 * 32 * 32) * 2 + 2
