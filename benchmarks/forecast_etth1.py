@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--protocol", default="few-shot", choices=("few-shot", "full"))
     p.add_argument("--models", nargs="+",
                    default=["reprogram", "time-llm", "no-backbone", "attention-only", "linear", "dlinear"])
-    p.add_argument("--patch-len", type=int, default=16)
+    p.add_argument("--patch-len", type=int, default=None, help="default: the model's (ForecastConfig)")
     p.add_argument("--stride", type=int, default=None, help="default: the model's (ForecastConfig)")
     p.add_argument("--prototypes", default="kmeans")
     p.add_argument("--prompt-stats", default="soft")

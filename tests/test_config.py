@@ -139,16 +139,25 @@ def test_num_patches(lookback: int, patch_len: int, stride: int, expected: int) 
     assert ForecastConfig(lookback=lookback, patch_len=patch_len, stride=stride).num_patches == expected
 
 
-def test_defaults_are_the_time_llm_ones_but_the_patch_stride() -> None:
+def test_defaults_are_the_time_llm_ones_but_the_patching() -> None:
     c = ForecastConfig()
-    assert (c.patch_len, c.patch_stride, c.d_model, c.n_heads, c.d_keys, c.num_prototypes, c.d_ff) == (
-        16, 16, 32, 8, 128, 1000, 128
+    assert (c.patch_length, c.patch_stride, c.d_model, c.n_heads, c.d_keys, c.num_prototypes, c.d_ff) == (
+        32, 32, 32, 8, 128, 1000, 128
     )
-    # non-overlapping patches by default (chosen on validation); Time-LLM's stride 8 for its own model
-    assert c.stride is None and c.num_patches == 33
-    assert ForecastConfig(model="time-llm").patch_stride == 8 == ForecastConfig(stride=8).patch_stride
+    # non-overlapping patches of 32 by default (chosen on validation): (512 - 32) // 32 + 2 tokens
+    assert c.patch_len is None and c.stride is None and c.num_patches == 17
+    # Time-LLM's patches of 16 with stride 8 for its own model: (512 - 16) // 8 + 2
+    t = ForecastConfig(model="time-llm")
+    assert (t.patch_length, t.patch_stride, t.num_patches) == (16, 8, 64)
+    assert ForecastConfig(stride=8).patch_stride == 8 and ForecastConfig(patch_len=16).patch_stride == 16
+    # the default is capped at a shorter lookback; a patch given explicitly is not
+    assert ForecastConfig(lookback=24).patch_length == 24
+    with pytest.raises(ValueError, match=re.escape("patch_len (32) must not exceed lookback (24)")):
+        ForecastConfig(lookback=24, patch_len=32)
     with pytest.raises(ValueError, match="stride must be a positive integer or None, got 0"):
         ForecastConfig(stride=0)
+    with pytest.raises(ValueError, match="patch_len must be a positive integer or None, got 0"):
+        ForecastConfig(patch_len=0)
 
 
 def test_learning_rate_defaults_per_model_unless_given() -> None:

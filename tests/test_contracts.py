@@ -816,8 +816,11 @@ ESTIMATOR_RECIPES: dict[str, EstimatorRecipe] = {
     "TransactionClassifier": EstimatorRecipe(
         lambda tok: TinyImageBackbone(), {"epochs": 1, "batch_size": 8, "validation_fraction": 0.25},
         _transaction_data, lambda est, data: est.predict_proba(data[0]), (24, 2),
-        # the grid program over the 16 x 16 canvas and a linear head on the 12 standardised logits
-        lambda bb: 3 * bb.image_size**2 + bb.num_outputs * 2 + 2, ("route", "bogus", "route must be one of")),
+        # the default learned layout: the program over the 16 x 16 canvas, the feature-to-pixel weights
+        # (3 x side x side per channel and a bias map; 6 channels: a, Amount and merchant's 3 levels and
+        # unknown; side 4 * ceil(sqrt(6)) = 12), and a linear head on the 12 standardised logits
+        lambda bb: 3 * bb.image_size**2 + 3 * 12 * 12 * (6 + 1) + bb.num_outputs * 2 + 2,
+        ("route", "bogus", "route must be one of")),
     "AntibodyInfiller": EstimatorRecipe(
         make_tiny_masked_lm, CLASSIFY, _antibody_data, _infills, (6 + 16 * 28,),
         lambda bb: N_TOKENS * bb.vocab_size + bb.vocab_size * N_TOKENS + N_TOKENS,  # theta and gamma

@@ -61,7 +61,8 @@ def register(sub: Subparsers) -> None:
                    help="the prompt's per-series statistics (default soft: 4 learned tokens)")
     p.add_argument("--no-prefix-cache", dest="prefix_cache", action="store_false",
                    help="run the prompt's constant text through the backbone at every step")
-    p.add_argument("--patch-len", type=int, default=16)
+    p.add_argument("--patch-len", type=int, default=None,
+                   help="patch length (default: 32, capped at the lookback; time-llm: 16)")
     p.add_argument("--stride", type=int, default=None,
                    help="patch stride (default: the patch length; time-llm: 8)")
     p.add_argument("--epochs", type=int, default=10)

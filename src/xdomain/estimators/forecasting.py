@@ -89,7 +89,7 @@ def _prompt(config: ForecastConfig) -> PromptAsPrefix | None:
 def _reprogrammer(config: ForecastConfig, backbone: Any, prompt: bool) -> nn.Module:
     residual = config.linear_path != "off"
     transform = PatchReprogrammingTransform(
-        patch_len=config.patch_len,
+        patch_len=config.patch_length,
         stride=config.patch_stride,
         d_model=config.d_model,
         n_heads=config.n_heads,
@@ -280,7 +280,7 @@ class TimeSeriesForecaster(BaseEstimator):
         *,
         # ForecastConfig: the model
         backbone_layers: int | None = None,
-        patch_len: int = 16,
+        patch_len: int | None = None,
         stride: int | None = None,
         d_model: int = 32,
         n_heads: int = 8,
