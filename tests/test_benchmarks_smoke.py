@@ -31,6 +31,8 @@ FSDD_FILE = "audio/fsdd/recordings/0_jackson_0.wav"
 AMP = "peptides/amp_modlamp/AMPvsUniProt.csv"
 AMP_TM = "peptides/amp_modlamp/AMPvsTMset.csv"
 DEEPSOL = ("proteins/solubility_deepsol/val_src", "proteins/solubility_deepsol/test_src")
+MUTAG = "TUDataset/MUTAG/raw/MUTAG_A.txt"
+CREDITCARD = "transactions/creditcard/creditcard_sample.csv"
 SABDAB = (
     "antibodies/sabdab_cdr/sabdab_hcdr3_cluster_val.csv",
     "antibodies/sabdab_cdr/sabdab_hcdr3_cluster_test.csv",
@@ -389,6 +391,53 @@ def test_device_check_cpu_bf16_tiny(tmp_path: Path) -> None:
         assert row["max_abs_diff_vs_fp32_fit"] >= 0, row
     assert doc["env"]["CUDA_VISIBLE_DEVICES"] == ""
     assert_command(doc, "device_check.py", args, out)
+
+
+# -- graphs.py -----------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_graphs_tiny(tmp_path: Path) -> None:
+    """Two outer folds of MUTAG, the transformation given (no selection), a few epochs."""
+    require_data(MUTAG)
+    args = ["--folds", "2", "--epochs", "2", "--patience", "2", "--choose", "node-tokens", "--threads", "1"]
+    out = tmp_path / "graphs"
+    md, doc = run_script("graphs.py", args, out, timeout=600)
+    (body,) = assert_tables(md, [["model", "accuracy % (mean +- std)", "trainable parameters",
+                                  "seconds per fold", "graphs/s inference"]])
+    models = ["reprogrammed minilm (node-tokens)", "node-tokens, backbone removed", "GIN from scratch (PyG)",
+              "WL subtree + linear SVM", "sum of node features + MLP"]
+    assert [r[0] for r in body] == [*models, "reprogrammed, test nodes shuffled (same models)"]
+    assert list(doc["summary"]) == models and list(doc["results"]) == models
+    for name in models:
+        folds = doc["results"][name]["accuracy"]
+        assert len(folds) == 2, (name, folds)
+        assert doc["summary"][name]["mean"] == pytest.approx(100 * sum(folds) / 2)  # percent
+    assert len(doc["folds"]) == 2 and Path(f"{out}.png").is_file()
+    assert_command(doc, "graphs.py", args, out)
+
+
+# -- transactions.py ------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_transactions_baselines_tiny(tmp_path: Path) -> None:
+    """The baseline stage alone (no frozen model): the summary, selection and per-row tables."""
+    require_data(CREDITCARD)
+    args = ["--order", "baselines", "--bootstrap", "20", "--threads", "1"]
+    out = tmp_path / "transactions"
+    md, doc = run_script("transactions.py", args, out, timeout=600)
+    summary, selection, every = assert_tables(md, [
+        ["model", "setting (chosen on validation)", "seeds", "AUPRC", "AUPRC natural", "AUROC",
+         "recall @1% FPR", "recall @5% FPR", "F1", "amount caught", "trainable", "train s", "rows/s"],
+        ["family", "setting", "validation AUPRC", "seconds"],
+        ["model", "AUPRC", "AUPRC (natural 0.17%)", "AUROC", "recall @1% FPR", "recall @5% FPR",
+         "F1 @threshold", "fraud amount caught", "trainable", "train s", "rows/s"],
+    ])
+    families = [r[0] for r in summary]
+    assert families[:2] == ["logistic regression (balanced)", "HistGradientBoosting (balanced)"]
+    assert all(r[2] == "3" for r in summary) and len(every) == 3 * len(summary)
+    chosen = [r[1] for r in selection if r[1].startswith("**chosen")]
+    assert len(chosen) == len(summary)  # one choice on validation per family
+    assert doc["parts"]["train"]["rows"] == 1033 and doc["split"] == "time 60/20/20"
+    assert len(doc["rows"]) == len(every)
+    assert_command(doc, "transactions.py", args, out)
 
 
 # -- committed results ----------------------------------------------------------------------------------
