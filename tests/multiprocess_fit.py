@@ -108,6 +108,11 @@ def main(out: str) -> None:
         np.savez(out, **results)
         Path(out).with_suffix(".json").write_text(json.dumps(
             {"world": acc.num_processes, "history": history}, default=float))
+    # leave the process group cleanly: a rank that exits while gloo's threads still run can abort with
+    # "terminate called without an active exception" (SIGABRT) after rank 0 has written its results
+    acc.wait_for_everyone()
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
