@@ -111,8 +111,7 @@ def main(out: str) -> None:
     # leave the process group cleanly: a rank that exits while gloo's threads still run can abort with
     # "terminate called without an active exception" (SIGABRT) after rank 0 has written its results
     acc.wait_for_everyone()
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    acc.end_training()  # Accelerate's own exit: destroys the process group where one is open
 
 
 if __name__ == "__main__":
